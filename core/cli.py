@@ -1,0 +1,318 @@
+"""The ``tether`` command line (click). Plugins add commands with ``tether_add_commands``.
+
+Every deliberate error prints one line, ``tether: error: ...``, and exits 2 for bad input
+or 1 for a failed stage; ``--debug`` prints the traceback as well.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import TetherError
+
+BUILTIN = ("init", "run", "plugins", "runs", "lineage", "show")
+
+
+class TetherGroup(click.Group):
+    """Creates the plugin host on first need and lets plugins add commands lazily."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._host = None
+        self._commands_from = 0  # 0: none, 1: built-in plugins, 2: all plugins
+
+    @property
+    def host(self):
+        if self._host is None:
+            from .manager import PluginHost
+
+            self._host = PluginHost()
+        return self._host
+
+    def _add_plugin_commands(self, everything: bool) -> None:
+        if self._commands_from == 0:
+            self._commands_from = 1
+            self.host.pm.hook.tether_add_commands.call_historic(kwargs={"cli": self})
+        if everything and self._commands_from == 1:
+            self._commands_from = 2
+            self.host.load_entry_points()  # historic: new plugins add their commands too
+
+    def get_command(self, ctx: click.Context, name: str):
+        command = super().get_command(ctx, name)
+        if command is None and name not in BUILTIN:
+            self._add_plugin_commands(everything=False)
+            command = super().get_command(ctx, name)
+            if command is None:
+                self._add_plugin_commands(everything=True)
+                command = super().get_command(ctx, name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands(everything=True)
+        return super().list_commands(ctx)
+
+
+def host_of(ctx: click.Context):
+    return ctx.find_root().command.host
+
+
+def emit(ctx: click.Context, data: Any, human) -> None:
+    """Print ``data`` as JSON with ``--json``, else call ``human()``."""
+    if ctx.find_root().params.get("json_output") or ctx.params.get("json_output"):
+        from . import serde
+
+        def default(obj):
+            if hasattr(obj, "kind") and hasattr(obj, "schema_version"):
+                return serde.to_dict(obj)
+            return str(obj)
+
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=default))
+    else:
+        human()
+
+
+def open_workspace(ctx: click.Context, workspace: str | None):
+    from .context import Workspace
+
+    return Workspace.open(host_of(ctx), workspace or ".tether")
+
+
+workspace_option = click.option("--workspace", "-w", default=".tether", show_default=True,
+                                 help="Workspace folder (storage + metadata store).")
+json_option = click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
+
+
+@click.group(cls=TetherGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tether")
+@click.option("--log-format", type=click.Choice(["auto", "console", "json"]), default="auto", show_default=True,
+              help="Log format: human on a terminal, JSON lines otherwise.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
+              show_default=True)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, log_format: str, log_level: str, debug: bool) -> None:
+    """tether: reproducible, traceable, monitorable ML systems."""
+    from .log import configure_logging
+
+    configure_logging(log_format, "debug" if debug else log_level)
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+def init(directory: str) -> None:
+    """Create a workspace and a starter chain in DIRECTORY."""
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".tether").mkdir(exist_ok=True)
+    chain = root / "chain.yaml"
+    if chain.exists():
+        raise click.UsageError(f"{chain} already exists; not overwriting it")
+    chain.write_text(
+        "version: 1\n"
+        f"name: {root.resolve().name}\n"
+        "workspace: .tether\n"
+        "stages:\n"
+        "  - {stage: snapshot, plugin: csv, params: {path: data.csv, dataset: my-data}}\n"
+        "  - {stage: split, plugin: random, params: {seed: 0}}\n",
+        encoding="utf-8",
+    )
+    click.echo(f"created {chain} and {root / '.tether'}/; edit the chain, then: tether run {chain}")
+
+
+@cli.command()
+@click.argument("chain_file", type=click.Path(dir_okay=False))
+@click.option("--from", "from_stage", metavar="STAGE", help="Reuse earlier stages of the last run; start here.")
+@json_option
+@click.pass_context
+def run(ctx: click.Context, chain_file: str, from_stage: str | None, json_output: bool) -> None:
+    """Run the chain in CHAIN_FILE and print a summary."""
+    from .config import load_chain
+    from .runner import run_chain
+    from .summary import summarize_run
+
+    host = host_of(ctx)
+    chain = load_chain(chain_file, host)
+    progress = _progress(len(chain.stages), quiet=json_output)
+    try:
+        run_record, outputs = run_chain(chain, host, from_stage=from_stage, on_stage=progress)
+    finally:
+        progress.close()
+    emit(ctx, {"run": run_record, "outputs": outputs},
+         lambda: click.echo(summarize_run(run_record, outputs)))
+
+
+class _progress:
+    """A rich status line per stage on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.done, self.status = total, 0, None
+        if not quiet and sys.stderr.isatty():
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status("starting")
+            self.status.start()
+
+    def __call__(self, stage, event: str) -> None:
+        if event != "start":
+            self.done += 1
+        if self.status is not None:
+            label = stage.stage if stage.stage != "step" else stage.step
+            self.status.update(f"[{self.done}/{self.total}] {stage.id}: {label} ({event})")
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+
+@cli.command()
+@json_option
+@click.pass_context
+def plugins(ctx: click.Context, json_output: bool) -> None:
+    """List plugins: hooks, backends, and the extras unavailable ones need."""
+    rows = host_of(ctx).describe()
+
+    def human() -> None:
+        for row in rows:
+            state = "" if row["available"] else f"  [unavailable: {row['install']}]"
+            click.echo(f"{row['name']} ({row['origin']}, {row['version']}){state}")
+            if row["backends"]:
+                click.echo(f"    backends: {', '.join(row['backends'])}")
+            hooks = [h for h in row["hooks"] if h != "tether_add_backends"]
+            if hooks:
+                click.echo(f"    hooks: {', '.join(hooks)}")
+
+    emit(ctx, rows, human)
+
+
+@cli.group()
+def runs() -> None:
+    """Inspect recorded runs."""
+
+
+@runs.command("ls")
+@workspace_option
+@click.option("--chain", help="Only runs of this chain.")
+@click.option("--limit", default=20, show_default=True)
+@json_option
+@click.pass_context
+def runs_ls(ctx: click.Context, workspace: str, chain: str | None, limit: int, json_output: bool) -> None:
+    """List runs, newest first."""
+    ws = open_workspace(ctx, workspace)
+    found = ws.store.find("run", name=chain, limit=limit)
+
+    def human() -> None:
+        if not found:
+            click.echo(f"no runs in {ws.root}")
+        for r in found:
+            click.echo(f"{r.id}  {r.status:<9}  {r.chain:<16} {r.started_at:%Y-%m-%d %H:%M:%S}  "
+                       f"{len(r.stages)} stages{'  ' + r.error if r.error else ''}")
+
+    emit(ctx, found, human)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@workspace_option
+@json_option
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str, workspace: str, json_output: bool) -> None:
+    """Show one run: code version, stages, outputs, error."""
+    from .errors import NotFoundError
+
+    ws = open_workspace(ctx, workspace)
+    record = ws.store.get(run_id, kind="run")
+    if record is None:
+        raise NotFoundError(f"no run '{run_id}' in {ws.root} (see `tether runs ls`)")
+
+    def human() -> None:
+        click.echo(f"run {record.id}  chain {record.chain}  {record.status}")
+        click.echo(f"  started {record.started_at:%Y-%m-%d %H:%M:%S}Z  ended "
+                   f"{record.ended_at:%Y-%m-%d %H:%M:%S}Z" if record.ended_at else "  (still running)")
+        click.echo("  code: " + ", ".join(f"{k}={v}" for k, v in sorted(record.code.items())))
+        for s in record.stages:
+            click.echo(f"  - {s.id:<14} {s.stage:<10} {s.plugin:<22} {s.status:<9} {s.output_id or ''}"
+                       f"{'  ' + s.error if s.error else ''}")
+        if record.error:
+            click.echo(f"  error: {record.error}")
+
+    emit(ctx, record, human)
+
+
+@cli.command()
+@click.argument("record_id")
+@workspace_option
+@json_option
+@click.pass_context
+def show(ctx: click.Context, record_id: str, workspace: str, json_output: bool) -> None:
+    """Show any record by id as JSON."""
+    from . import serde
+    from .errors import NotFoundError
+
+    ws = open_workspace(ctx, workspace)
+    record = ws.store.get(record_id)
+    if record is None:
+        raise NotFoundError(f"no record '{record_id}' in {ws.root}")
+    click.echo(json.dumps(serde.to_dict(record), indent=2, sort_keys=True, default=str))
+
+
+@cli.command()
+@click.argument("record_id")
+@workspace_option
+@json_option
+@click.pass_context
+def lineage(ctx: click.Context, record_id: str, workspace: str, json_output: bool) -> None:
+    """Show what RECORD_ID was made from (upstream) and what was made from it (downstream)."""
+    from .errors import NotFoundError
+
+    ws = open_workspace(ctx, workspace)
+    record = ws.store.get(record_id)
+    if record is None:
+        raise NotFoundError(f"no record '{record_id}' in {ws.root}")
+    graph = ws.store.lineage(record_id)
+
+    def human() -> None:
+        click.echo(f"{record.kind} {record.id}")
+        click.echo("  made from:" if graph["upstream"] else "  made from: (nothing recorded)")
+        for e in graph["upstream"]:
+            click.echo(f"  {'  ' * e['depth']}<- {e['kind'] or '?'} {e['parent']} (as {e['relation']} of {e['child']})")
+        click.echo("  used by:" if graph["downstream"] else "  used by: (nothing recorded)")
+        for e in graph["downstream"]:
+            click.echo(f"  {'  ' * e['depth']}-> {e['kind'] or '?'} {e['child']} (as {e['relation']})")
+
+    emit(ctx, {"record": record, **graph}, human)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning tether's errors into one line and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="tether", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("tether: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"tether: error: {exc.format_message()}", err=True)
+        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+    except TetherError as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        click.echo(f"tether: error: {message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug, not bad input: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"tether: error: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+                   "for the traceback and report it)", err=True)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,389 @@
+"""Chain configs: YAML (``yaml.safe_load``) or TOML files that list stages in order.
+
+A chain is validated completely before anything runs: unknown keys, unknown stages or
+plugins, misspelled or mistyped parameters, and inputs that no earlier stage produces
+are all :class:`~tether.errors.ConfigError` naming the key path (``stages[2].params.seed``).
+
+``${VAR}`` (or ``${VAR:-default}``) in any string is replaced by the environment
+variable; the run records the text as written, so secrets are never stored or echoed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import ConfigError, did_you_mean
+from .log import add_secret
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .manager import PluginHost
+
+
+@attrs.frozen(kw_only=True)
+class StageSpec:
+    """What a lifecycle stage consumes and produces."""
+
+    backend_kind: str
+    output: str
+    inputs: dict[str, str]  # argument name -> record kind
+    optional: tuple[str, ...] = ()
+    default_plugin: str | None = None
+
+
+#: The lifecycle, in the order stages usually run.
+STAGES: dict[str, StageSpec] = {
+    "snapshot": StageSpec(backend_kind="source", output="snapshot", inputs={}),
+    "split": StageSpec(backend_kind="split", output="split", inputs={"snapshot": "snapshot"}),
+    "featurize": StageSpec(
+        backend_kind="featurizer", output="features", inputs={"snapshot": "snapshot", "split": "split"},
+        default_plugin="sklearn",
+    ),
+    "evaluate": StageSpec(
+        backend_kind="evaluator", output="evaluation", inputs={"model": "model", "features": "features"}
+    ),
+    "register": StageSpec(
+        backend_kind="registry", output="model_version", inputs={"model": "model", "evaluation": "evaluation"},
+        optional=("evaluation",), default_plugin="default",
+    ),
+    "deploy": StageSpec(
+        backend_kind="deployer", output="deployment",
+        inputs={"model_version": "model_version", "snapshot": "snapshot"},
+        optional=("snapshot",), default_plugin="batch",
+    ),
+    "monitor": StageSpec(
+        backend_kind="monitor", output="monitor_report",
+        inputs={"reference": "snapshot", "current": "snapshot", "deployment": "deployment"},
+        optional=("reference", "current", "deployment"), default_plugin="drift",
+    ),
+}
+
+#: Record kinds a user step may ask for by parameter name.
+STEP_ARGUMENTS = ("snapshot", "split", "features", "model", "evaluation", "model_version",
+                  "deployment", "monitor_report")
+
+TOP_LEVEL_KEYS = ("version", "name", "workspace", "plugins", "storage", "store", "policy", "stages")
+STAGE_KEYS = ("stage", "step", "id", "plugin", "params", "inputs", "produces")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@attrs.frozen(kw_only=True)
+class BackendConfig:
+    plugin: str
+    params: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class StageConfig:
+    """One entry of a chain's ``stages``: a lifecycle stage or a user step."""
+
+    index: int
+    id: str
+    stage: str  # a lifecycle stage name, or "step"
+    plugin: str = ""
+    params: dict[str, Any] = attrs.field(factory=dict)
+    inputs: dict[str, str] = attrs.field(factory=dict)  # argument -> stage id
+    step: str = ""  # "module:function" for user steps
+    produces: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"stages[{self.index}]"
+
+    @property
+    def spec(self) -> StageSpec | None:
+        return STAGES.get(self.stage)
+
+    @property
+    def output_kind(self) -> str:
+        return self.produces if self.stage == "step" else STAGES[self.stage].output
+
+
+@attrs.frozen(kw_only=True)
+class ChainConfig:
+    name: str
+    path: Path | None
+    base_dir: Path
+    workspace: Path
+    text: str  # as written, ${VAR} placeholders intact
+    digest: str
+    plugins: tuple[str, ...] = ()
+    storage: BackendConfig = BackendConfig(plugin="local")
+    store: BackendConfig = BackendConfig(plugin="sqlite")
+    policy: dict[str, Any] = attrs.field(factory=dict)
+    stages: tuple[StageConfig, ...] = ()
+
+    def stage_ids(self) -> list[str]:
+        return [s.id for s in self.stages]
+
+    def index_of(self, stage_id_or_name: str) -> int:
+        for stage in self.stages:
+            if stage.id == stage_id_or_name:
+                return stage.index
+        for stage in self.stages:
+            if stage.stage == stage_id_or_name:
+                return stage.index
+        raise ConfigError(
+            f"--from: no stage '{stage_id_or_name}' in chain '{self.name}'"
+            f"{did_you_mean(stage_id_or_name, self.stage_ids())} (stages: {', '.join(self.stage_ids())})"
+        )
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _parse_text(text: str, source: str, suffix: str) -> Any:
+    if suffix == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10
+            import tomli as tomllib
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+
+
+def _interpolate(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in os.environ:
+                add_secret(os.environ[name])
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{where}: environment variable {name} is not set; export it or write ${{{name}:-default}}")
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def load_chain(path: str | os.PathLike, host: PluginHost) -> ChainConfig:
+    """Read, interpolate and fully validate the chain file at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"chain file '{path}' not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"chain file '{path}' cannot be read: {exc}") from None
+    raw = _parse_text(text, str(path), path.suffix.lower())
+    return build_chain(raw, host, text=text, path=path)
+
+
+def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None = None,
+                base_dir: Path | None = None) -> ChainConfig:
+    """Validate an already-parsed chain mapping (the Python API's entry point)."""
+    source = str(path) if path else "chain"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a chain must be a mapping with 'version' and 'stages', got {type(raw).__name__}")
+    unknown = [k for k in raw if k not in TOP_LEVEL_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{unknown[0]}'{did_you_mean(str(unknown[0]), TOP_LEVEL_KEYS)} "
+            f"(allowed: {', '.join(TOP_LEVEL_KEYS)})"
+        )
+    if raw.get("version") != 1:
+        raise ConfigError(f"{source}: version: expected 1, got {raw.get('version')!r}")
+    raw = _interpolate(raw, "chain")
+    base_dir = (base_dir or (path.parent if path else Path.cwd())).resolve()
+    name = raw.get("name") or (path.stem if path else "chain")
+    if not isinstance(name, str):
+        raise ConfigError(f"{source}: name: expected a string, got {name!r}")
+    workspace = Path(raw.get("workspace") or ".tether")
+    workspace = workspace if workspace.is_absolute() else base_dir / workspace
+
+    plugins = raw.get("plugins") or []
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"{source}: plugins: expected a list of dotted module paths, got {plugins!r}")
+    if str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    for i, dotted in enumerate(plugins):
+        try:
+            host.register_module(dotted, origin="chain")
+        except Exception as exc:
+            raise ConfigError(f"{source}: plugins[{i}]: {exc}") from None
+
+    storage = _backend_config(raw.get("storage"), "storage", "local", source)
+    store = _backend_config(raw.get("store"), "store", "sqlite", source)
+    policy = raw.get("policy") or {}
+    if not isinstance(policy, dict):
+        raise ConfigError(f"{source}: policy: expected a mapping, got {policy!r}")
+
+    stages_raw = raw.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise ConfigError(f"{source}: stages: expected a non-empty list of stages")
+    stages = _build_stages(stages_raw, source)
+    chain = ChainConfig(
+        name=name, path=path, base_dir=base_dir, workspace=workspace, text=text,
+        digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(), plugins=tuple(plugins),
+        storage=storage, store=store, policy=policy, stages=stages,
+    )
+    validate_chain(chain, host)
+    return chain
+
+
+def _backend_config(value: Any, key: str, default: str, source: str) -> BackendConfig:
+    if value is None:
+        return BackendConfig(plugin=default)
+    if isinstance(value, str):
+        return BackendConfig(plugin=value)
+    if not isinstance(value, dict) or set(value) - {"plugin", "params"} or not isinstance(value.get("plugin", default), str):
+        raise ConfigError(f"{source}: {key}: expected {{plugin: NAME, params: {{...}}}}, got {value!r}")
+    params = value.get("params") or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{source}: {key}.params: expected a mapping, got {params!r}")
+    return BackendConfig(plugin=value.get("plugin", default), params=params)
+
+
+def _build_stages(stages_raw: list, source: str) -> tuple[StageConfig, ...]:
+    stages, seen = [], set()
+    for i, entry in enumerate(stages_raw):
+        where = f"{source}: stages[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}: expected a mapping with 'stage' or 'step', got {entry!r}")
+        unknown = [k for k in entry if k not in STAGE_KEYS]
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key '{unknown[0]}'{did_you_mean(str(unknown[0]), STAGE_KEYS)} "
+                f"(allowed: {', '.join(STAGE_KEYS)})"
+            )
+        if ("stage" in entry) == ("step" in entry):
+            raise ConfigError(f"{where}: give exactly one of 'stage' (a lifecycle stage) or 'step' (module:function)")
+        params = entry.get("params") or {}
+        inputs = entry.get("inputs") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{where}.params: expected a mapping, got {params!r}")
+        if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
+            raise ConfigError(f"{where}.inputs: expected a mapping of argument -> stage id, got {inputs!r}")
+        if "step" in entry:
+            step = entry["step"]
+            if not isinstance(step, str) or ":" not in step:
+                raise ConfigError(f"{where}.step: expected 'module:function', got {step!r}")
+            produces = entry.get("produces", "model")
+            if produces not in STEP_ARGUMENTS:
+                raise ConfigError(f"{where}.produces: {produces!r} is not a record kind (allowed: {', '.join(STEP_ARGUMENTS)})")
+            if "plugin" in entry:
+                raise ConfigError(f"{where}: a step has no 'plugin'; its function is named by 'step'")
+            default_id = step.split(":")[1]
+            config = dict(stage="step", step=step, produces=produces)
+        else:
+            stage = entry["stage"]
+            spec = STAGES.get(stage)
+            if spec is None:
+                raise ConfigError(
+                    f"{where}.stage: unknown stage {stage!r}{did_you_mean(str(stage), STAGES)} "
+                    f"(allowed: {', '.join(STAGES)})"
+                )
+            plugin = entry.get("plugin", spec.default_plugin)
+            if not isinstance(plugin, str) or not plugin:
+                raise ConfigError(f"{where}.plugin: the {stage} stage needs a plugin (see `tether plugins`)")
+            default_id = stage
+            config = dict(stage=stage, plugin=plugin)
+        stage_id = entry.get("id") or default_id
+        if not isinstance(stage_id, str):
+            raise ConfigError(f"{where}.id: expected a string, got {stage_id!r}")
+        if stage_id in seen:
+            if "id" in entry:
+                raise ConfigError(f"{where}.id: '{stage_id}' is used by an earlier stage; ids must be unique")
+            n = 2
+            while f"{stage_id}-{n}" in seen:
+                n += 1
+            stage_id = f"{stage_id}-{n}"
+        seen.add(stage_id)
+        stages.append(StageConfig(index=i, id=stage_id, params=params, inputs=inputs, **config))
+    return tuple(stages)
+
+
+def resolve_step(stage: StageConfig):
+    """Import a user step's function; errors name the stage."""
+    import importlib
+
+    module_name, _, func_name = stage.step.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"{stage.where}.step: cannot import '{module_name}': {exc}") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise ConfigError(f"{stage.where}.step: '{module_name}' has no function '{func_name}'")
+    return func
+
+
+def step_arguments(func) -> list[str]:
+    return [p.name for p in inspect.signature(func).parameters.values()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def validate_chain(chain: ChainConfig, host: PluginHost) -> None:
+    """Check every stage's plugin, params and inputs before anything runs."""
+    source = str(chain.path) if chain.path else "chain"
+    from .context import create_workspace_backend
+
+    create_workspace_backend(host, "storage", chain.storage, chain.workspace, where=f"{source}: storage")
+    create_workspace_backend(host, "store", chain.store, chain.workspace, where=f"{source}: store")
+    produced: dict[str, str] = {}  # stage id -> record kind, in order
+    for stage in chain.stages:
+        where = f"{source}: {stage.where}"
+        if stage.stage == "step":
+            func = resolve_step(stage)
+            wanted = step_arguments(func)
+            allowed = (*STEP_ARGUMENTS, "context", "params")
+            for arg in wanted:
+                if arg not in allowed:
+                    raise ConfigError(
+                        f"{where}.step: {stage.step} takes '{arg}', which tether cannot provide "
+                        f"(a step may take: {', '.join(allowed)})"
+                    )
+            needed = {a: a for a in wanted if a in STEP_ARGUMENTS}
+            optional: tuple[str, ...] = ()
+        else:
+            spec = STAGES[stage.stage]
+            host.backends.create(spec.backend_kind, stage.plugin, stage.params, where=where)
+            needed, optional = spec.inputs, spec.optional
+        for arg, ref in stage.inputs.items():
+            if arg not in needed:
+                raise ConfigError(
+                    f"{where}.inputs.{arg}: the {stage.stage} stage takes no input '{arg}' "
+                    f"(inputs: {', '.join(needed) or 'none'})"
+                )
+            if ref not in produced:
+                raise ConfigError(
+                    f"{where}.inputs.{arg}: no earlier stage has id '{ref}'{did_you_mean(ref, produced)} "
+                    f"(earlier stages: {', '.join(produced) or 'none'})"
+                )
+            if produced[ref] != needed[arg]:
+                raise ConfigError(
+                    f"{where}.inputs.{arg}: stage '{ref}' produces a {produced[ref]}, "
+                    f"but '{arg}' needs a {needed[arg]}"
+                )
+        for arg, kind in needed.items():
+            if arg in stage.inputs or arg in optional:
+                continue
+            if kind not in produced.values():
+                raise ConfigError(
+                    f"{where}: the {stage.stage} stage needs a {kind} as '{arg}', but no earlier stage "
+                    f"produces one; add a stage that does, or set inputs.{arg} to a stage id"
+                )
+        produced[stage.id] = stage.output_kind

@@ -1,0 +1,156 @@
+"""The services a stage works with: the workspace (storage + metadata store) and the run.
+
+:class:`Workspace` is also what CLI commands and the Python API use outside a run.
+Everything read back from storage is checked against its recorded digest first; a
+pickled artifact is never unpickled before that check passes.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import ConfigError, IntegrityError, NotFoundError
+from .log import get_logger
+from .records import ObjectRef
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .config import BackendConfig, ChainConfig, StageConfig
+    from .manager import PluginHost
+    from .records import DatasetSnapshot, Run
+
+
+def create_workspace_backend(host: PluginHost, kind: str, config: BackendConfig, workspace: Path, *, where: str):
+    """Instantiate the storage or store backend, passing ``workspace`` if it takes one."""
+    cls = host.backends.get(kind, config.plugin, where=f"{where}.plugin")
+    params = dict(config.params)
+    if "workspace" in attrs.fields_dict(cls):
+        params.setdefault("workspace", str(workspace))
+    return host.backends.create(kind, config.plugin, params, where=where)
+
+
+class Workspace:
+    """A workspace folder with its storage and metadata store."""
+
+    def __init__(self, root: Path, storage: Any, store: Any) -> None:
+        self.root = Path(root)
+        self.storage = storage
+        self.store = store
+
+    @classmethod
+    def open(cls, host: PluginHost, root: str | Path = ".tether", *, storage: BackendConfig | None = None,
+             store: BackendConfig | None = None) -> Workspace:
+        from .config import BackendConfig
+
+        root = Path(root).resolve()
+        storage = create_workspace_backend(host, "storage", storage or BackendConfig(plugin="local"), root, where="storage")
+        store = create_workspace_backend(host, "store", store or BackendConfig(plugin="sqlite"), root, where="store")
+        return cls(root, storage, store)
+
+    @classmethod
+    def for_chain(cls, chain: ChainConfig, host: PluginHost) -> Workspace:
+        return cls.open(host, chain.workspace, storage=chain.storage, store=chain.store)
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close:
+            close()
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def put_frame(self, frame: Any) -> ObjectRef:
+        """Write a DataFrame or Arrow table as a zstd Parquet object."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        return self.storage.put_bytes(sink.getvalue(), suffix=".parquet", media_type="application/vnd.apache.parquet")
+
+    def read_table(self, ref: ObjectRef, columns: list[str] | None = None):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = self.storage.read_bytes(ref)  # verified
+        return pq.read_table(pa.BufferReader(data), columns=columns)
+
+    def read_frame(self, ref: ObjectRef, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.read_table(ref, columns).to_pandas()
+
+    def put_object(self, obj: Any) -> ObjectRef:
+        """Pickle ``obj`` (a fitted model or transform) as a content-addressed artifact."""
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.storage.put_bytes(data, suffix=".pkl", media_type="application/x-python-pickle")
+
+    def load_object(self, ref: ObjectRef) -> Any:
+        """Unpickle an artifact, only after its bytes matched the recorded digest."""
+        data = self.storage.read_bytes(ref)  # raises IntegrityError before any unpickling
+        return pickle.loads(data)  # noqa: S301 - digest verified above
+
+    def read_snapshot(self, snapshot: DatasetSnapshot, columns: list[str] | None = None) -> pd.DataFrame:
+        """The snapshot's rows as a DataFrame, every object verified."""
+        import pyarrow as pa
+
+        if not snapshot.objects:
+            raise IntegrityError(f"snapshot {snapshot.id} has no stored objects")
+        tables = [self.read_table(ref, columns) for ref in snapshot.objects]
+        return pa.concat_tables(tables).to_pandas() if len(tables) > 1 else tables[0].to_pandas()
+
+    def get(self, record_id: str, kind: str | None = None):
+        return self.store.get(record_id, kind=kind)
+
+
+@attrs.define(kw_only=True)
+class RunContext:
+    """What a stage hook receives as ``context``."""
+
+    host: PluginHost
+    workspace: Workspace
+    chain: ChainConfig | None = None
+    run: Run | None = None
+    stage: StageConfig | None = None
+    log: Any = attrs.field(factory=lambda: get_logger("tether"))
+
+    @property
+    def storage(self):
+        return self.workspace.storage
+
+    @property
+    def store(self):
+        return self.workspace.store
+
+    @property
+    def policy(self) -> dict[str, Any]:
+        return self.chain.policy if self.chain else {}
+
+    @property
+    def base_dir(self) -> Path:
+        return self.chain.base_dir if self.chain else Path.cwd()
+
+    def resolve_path(self, path: str | Path) -> Path:
+        """A path from a chain's params, relative to the chain file's folder."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+    def backend(self, stage: StageConfig | None = None) -> Any:
+        """The backend instance a lifecycle stage names in ``plugin``/``params``."""
+        stage = stage or self.stage
+        if stage is None or stage.spec is None:
+            raise ConfigError("backend(): not inside a lifecycle stage")
+        return self.host.backends.create(stage.spec.backend_kind, stage.plugin, stage.params, where=stage.where)
+
+    def create(self, kind: str, name: str, params: dict[str, Any] | None = None, *, where: str = "") -> Any:
+        return self.host.backends.create(kind, name, params, where=where)
+
+    def get(self, record_id: str, kind: str | None = None):
+        record = self.workspace.store.get(record_id, kind=kind)
+        if record is None:
+            raise NotFoundError(f"no {kind or 'record'} with id '{record_id}' in {self.workspace.root}")
+        return record

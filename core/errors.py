@@ -1,0 +1,65 @@
+"""The errors tether raises on purpose.
+
+Every error a user can cause is a :class:`TetherError`. The CLI prints it as one line,
+``tether: error: <message>``, and exits with :attr:`TetherError.exit_code`: 2 for bad
+input (config, plugin names, parameters, data that cannot be read), 1 for a stage that
+failed while running. Messages name the offending key, file or plugin and say what to do.
+"""
+
+from __future__ import annotations
+
+
+class TetherError(Exception):
+    """Base class of every error tether raises deliberately."""
+
+    exit_code: int = 1
+
+
+class ConfigError(TetherError):
+    """A chain config or a parameter is invalid; the message names the key path."""
+
+    exit_code = 2
+
+
+class PluginError(TetherError):
+    """A plugin is unknown, failed to load, lacks its extra, or broke a hook contract."""
+
+    exit_code = 2
+
+
+class DataError(TetherError):
+    """Input data cannot be used: missing, unreadable, empty or of the wrong schema."""
+
+    exit_code = 2
+
+
+class IntegrityError(TetherError):
+    """A stored object or record does not match its recorded hash."""
+
+    exit_code = 1
+
+
+class NotFoundError(TetherError):
+    """A record, artifact or run asked for by id or name does not exist."""
+
+    exit_code = 2
+
+
+class StoreError(TetherError):
+    """A storage or metadata backend cannot be reached or written."""
+
+    exit_code = 1
+
+
+class StageError(TetherError):
+    """A stage raised while running; the run is marked failed with this reason."""
+
+    exit_code = 1
+
+
+def did_you_mean(word: str, choices) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
+    import difflib
+
+    match = difflib.get_close_matches(word, list(choices), n=1)
+    return f"; did you mean '{match[0]}'?" if match else ""

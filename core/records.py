@@ -1,0 +1,309 @@
+"""The records that flow between lifecycle stages.
+
+Every record is a frozen attrs class with a ``kind`` and a ``schema_version``; they are
+serialized only through :mod:`tether.serde`, never with ``asdict`` or ``Cls(**row)``.
+Records refer to each other by id; the metadata store keeps them and the lineage edges
+between them. Adding a field with a default is backwards compatible; anything else
+bumps ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, ClassVar
+
+import attrs
+
+#: kind -> record class, filled by :func:`record`.
+RECORD_KINDS: dict[str, type] = {}
+
+
+def record(kind: str, schema_version: int = 1):
+    """Class decorator: make a frozen, keyword-only record registered under ``kind``."""
+
+    def wrap(cls):
+        cls.kind = kind
+        cls.schema_version = schema_version
+        cls = attrs.frozen(kw_only=True)(cls)
+        RECORD_KINDS[kind] = cls
+        return cls
+
+    return wrap
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random id such as ``run-3f2a9c0d1b4e5f60``."""
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+# --- Values embedded in records ---------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ObjectRef:
+    """An immutable object in a storage backend, with the digest that proves it unchanged."""
+
+    key: str
+    digest: str  # "blake3:<hex>"
+    size: int
+    media_type: str = "application/octet-stream"
+
+
+@attrs.frozen(kw_only=True)
+class Finding:
+    """One observation from a check: leakage, validation, health, a failed gate.
+
+    ``severity`` is ``info``, ``warning`` or ``error``; a chain's policy decides whether an
+    ``error`` finding fails its stage.
+    """
+
+    check: str
+    severity: str
+    message: str
+    evidence: dict[str, Any] = attrs.field(factory=dict)
+    fix: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ColumnInfo:
+    name: str
+    type: str  # Arrow type string, e.g. "int64", "timestamp[us, tz=UTC]"
+    nullable: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class ColumnSummary:
+    """Computed per-column facts shown on a dataset card."""
+
+    name: str
+    type: str
+    missing_share: float
+    distinct: int | None = None
+    min: Any = None
+    max: Any = None
+    mean: float | None = None
+    top: tuple[tuple[str, int], ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class DatasetCard:
+    """What a snapshot is: declared fields come from the user, computed ones from the data."""
+
+    # declared
+    description: str = ""
+    version: str = ""
+    owner: str = ""
+    source_systems: tuple[str, ...] = ()
+    selection: str = ""
+    filters: tuple[str, ...] = ()
+    exclusions: tuple[str, ...] = ()
+    label_definition: str = ""
+    preprocessing: tuple[str, ...] = ()
+    limitations: tuple[str, ...] = ()
+    synthetic: bool = False
+    # computed
+    num_rows: int = 0
+    num_columns: int = 0
+    time_range: tuple[dt.datetime, dt.datetime] | None = None
+    columns: tuple[ColumnSummary, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class StageRun:
+    """One stage of a run: what ran, what it produced, how it ended."""
+
+    id: str
+    stage: str  # lifecycle stage or "step"
+    plugin: str = ""
+    status: str = "succeeded"  # succeeded | failed | reused
+    output_id: str | None = None
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    error: str | None = None
+
+
+# --- Records ----------------------------------------------------------------------------
+
+
+@record("snapshot")
+class DatasetSnapshot:
+    """An immutable, content-addressed version of a dataset.
+
+    ``fingerprint`` is computed from the data (schema and values in order), so the same
+    data always has the same fingerprint; ``objects`` are the Parquet parts holding it.
+    """
+
+    id: str
+    name: str
+    fingerprint: str
+    num_rows: int
+    columns: tuple[ColumnInfo, ...]
+    objects: tuple[ObjectRef, ...]
+    source: str = ""
+    time_column: str | None = None
+    key_columns: tuple[str, ...] = ()
+    card: DatasetCard = attrs.field(factory=DatasetCard)
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+@record("split")
+class SplitManifest:
+    """Which rows of a snapshot are in which split, and how that was decided.
+
+    ``assignment`` is a Parquet object with one row per snapshot row: ``row`` (position),
+    ``row_fingerprint`` and ``split``.
+    """
+
+    id: str
+    snapshot_id: str
+    strategy: str
+    params: dict[str, Any]
+    sizes: dict[str, int]
+    assignment: ObjectRef
+    seed: int | None = None
+    findings: tuple[Finding, ...] = ()
+    summary: dict[str, Any] = attrs.field(factory=dict)
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@record("features")
+class FeatureSet:
+    """Features computed from a snapshot with a transform fitted on the training split only.
+
+    ``transform`` is the fitted transform artifact that batch scoring and serving load;
+    ``matrices`` maps split name to a Parquet object of transformed features (+ label).
+    """
+
+    id: str
+    snapshot_id: str
+    split_id: str
+    featurizer: str
+    params: dict[str, Any]
+    transform: ObjectRef
+    feature_names: tuple[str, ...]
+    matrices: dict[str, ObjectRef]
+    label: str | None = None
+    findings: tuple[Finding, ...] = ()
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@record("model")
+class TrainedModel:
+    """A trained model artifact produced by a user's training step."""
+
+    id: str
+    artifact: ObjectRef
+    framework: str
+    estimator: str
+    feature_set_id: str | None = None
+    params: dict[str, Any] = attrs.field(factory=dict)
+    step: str = ""
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@record("evaluation")
+class Evaluation:
+    """Metrics of a model on one split, compared with a baseline, with gate outcomes."""
+
+    id: str
+    model_id: str
+    feature_set_id: str
+    split: str
+    evaluator: str
+    metrics: dict[str, float]
+    passed: bool
+    baseline_id: str | None = None
+    baseline_metrics: dict[str, float] = attrs.field(factory=dict)
+    findings: tuple[Finding, ...] = ()
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@record("model_version")
+class ModelVersion:
+    """A registered version of a named model, with the evidence it was registered on."""
+
+    id: str
+    name: str
+    version: int
+    model_id: str
+    evaluation_id: str | None = None
+    feature_set_id: str | None = None
+    snapshot_id: str | None = None
+    status: str = "registered"
+    metrics: dict[str, float] = attrs.field(factory=dict)
+    description: str = ""
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@record("deployment")
+class Deployment:
+    """A model version put to work: a batch scoring output or a serving target."""
+
+    id: str
+    model_version_id: str
+    target: str
+    status: str
+    outputs: tuple[ObjectRef, ...] = ()
+    location: str = ""
+    details: dict[str, Any] = attrs.field(factory=dict)
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@attrs.frozen(kw_only=True)
+class DriftResult:
+    """The outcome of one statistical test, in the schema every drift test shares.
+
+    ``threshold_type`` is ``p_value`` (drift when ``p_value < threshold``), ``distance``
+    (drift when ``statistic > threshold``) or ``std`` (standard deviations).
+    """
+
+    column: str
+    test: str
+    test_version: str
+    statistic: float
+    threshold: float
+    threshold_type: str
+    drifted: bool
+    n_reference: int
+    n_current: int
+    p_value: float | None = None
+    details: dict[str, Any] = attrs.field(factory=dict)
+
+
+@record("monitor_report")
+class MonitorReport:
+    """What monitoring found comparing a current window with a reference."""
+
+    id: str
+    reference_id: str
+    current_id: str
+    verdict: str  # ok | warning | critical
+    results: tuple[DriftResult, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    details: dict[str, Any] = attrs.field(factory=dict)
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+
+
+@record("run")
+class Run:
+    """One execution of a chain, with the code and config that produced it."""
+
+    id: str
+    chain: str
+    chain_digest: str
+    status: str  # running | succeeded | failed
+    config: str = ""  # the chain text as written: ${VAR} placeholders, never their values
+    stages: tuple[StageRun, ...] = ()
+    code: dict[str, str] = attrs.field(factory=dict)
+    error: str | None = None
+    started_at: dt.datetime = attrs.field(factory=utcnow)
+    ended_at: dt.datetime | None = None

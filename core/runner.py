@@ -1,0 +1,240 @@
+"""Runs a chain: stages in order, each stage's record handed on, every record and lineage
+edge written to the metadata store in one transaction per stage.
+
+A stage that raises leaves the store as it was before that stage, plus the run marked
+``failed`` with the reason. ``from_stage`` reuses the outputs of the earlier stages of
+the latest successful run of the same chain and runs the rest.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+import attrs
+
+from .config import STAGES, ChainConfig, StageConfig, resolve_step, step_arguments
+from .context import RunContext, Workspace
+from .errors import ConfigError, NotFoundError, StageError, TetherError
+from .log import get_logger, redact
+from .records import RECORD_KINDS, Run, StageRun, TrainedModel, new_id, utcnow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .manager import PluginHost
+
+
+def _call_stage(hook, stage: StageConfig, inputs: dict[str, Any], context: RunContext):
+    """Call the stage's hook with its inputs spelled out as keywords."""
+    name = stage.stage
+    if name == "snapshot":
+        return hook.tether_snapshot(stage=stage, context=context)
+    if name == "split":
+        return hook.tether_split(snapshot=inputs["snapshot"], stage=stage, context=context)
+    if name == "featurize":
+        return hook.tether_featurize(snapshot=inputs["snapshot"], split=inputs["split"], stage=stage, context=context)
+    if name == "evaluate":
+        return hook.tether_evaluate(model=inputs["model"], features=inputs["features"], stage=stage, context=context)
+    if name == "register":
+        return hook.tether_register(model=inputs["model"], evaluation=inputs.get("evaluation"), stage=stage,
+                                    context=context)
+    if name == "deploy":
+        return hook.tether_deploy(model_version=inputs["model_version"], snapshot=inputs.get("snapshot"),
+                                  stage=stage, context=context)
+    if name == "monitor":
+        return hook.tether_monitor(reference=inputs.get("reference"), current=inputs.get("current"),
+                                   deployment=inputs.get("deployment"), stage=stage, context=context)
+    raise ConfigError(f"{stage.where}: unknown stage {name!r}")  # config validation prevents this
+
+
+def _code_version() -> dict[str, str]:
+    from . import __version__
+
+    code = {"tether": __version__, "python": platform.python_version()}
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:
+            code["git_commit"] = out.stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
+            code["git_dirty"] = "true" if dirty.stdout.strip() else "false"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return code
+
+
+class Runner:
+    """Executes one chain against one workspace."""
+
+    def __init__(self, chain: ChainConfig, host: PluginHost, workspace: Workspace | None = None,
+                 on_stage: Callable[[StageConfig, str], None] | None = None) -> None:
+        self.chain = chain
+        self.host = host
+        self.workspace = workspace or Workspace.for_chain(chain, host)
+        self.on_stage = on_stage or (lambda stage, event: None)
+        self.log = get_logger("tether.run", chain=chain.name)
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _resolve_inputs(self, stage: StageConfig, outputs: dict[str, Any], func=None) -> dict[str, Any]:
+        if stage.stage == "step":
+            wanted = {a: a for a in step_arguments(func) if a in RECORD_KINDS}
+            optional: tuple[str, ...] = ()
+        else:
+            wanted, optional = STAGES[stage.stage].inputs, STAGES[stage.stage].optional
+        inputs: dict[str, Any] = {}
+        for arg, kind in wanted.items():
+            if arg in stage.inputs:
+                inputs[arg] = outputs[stage.inputs[arg]]
+                continue
+            inputs[arg] = self._default_input(stage, arg, kind, outputs)
+            if inputs[arg] is None and arg not in optional:
+                raise ConfigError(f"{stage.where}: no {kind} available for '{arg}'")
+        return inputs
+
+    def _default_input(self, stage: StageConfig, arg: str, kind: str, outputs: dict[str, Any]):
+        latest = [r for r in outputs.values() if r.kind == kind]
+        splits = [r for r in outputs.values() if r.kind == "split"]
+        # featurize uses the snapshot its split was made of; monitor's reference is the
+        # training snapshot (that of the latest split), its current window the latest snapshot.
+        if kind == "snapshot" and (stage.stage == "featurize" or (stage.stage == "monitor" and arg == "reference")):
+            if splits:
+                wanted_id = splits[-1].snapshot_id
+                match = [r for r in latest if r.id == wanted_id]
+                return match[-1] if match else self.workspace.get(wanted_id, kind="snapshot")
+            return latest[0] if latest else None
+        return latest[-1] if latest else None
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, *, from_stage: str | None = None) -> Run:
+        chain, store = self.chain, self.workspace.store
+        start_index = chain.index_of(from_stage) if from_stage else 0
+        reused = self._reusable_outputs(start_index) if start_index else {}
+        run = Run(id=new_id("run"), chain=chain.name, chain_digest=chain.digest, status="running",
+                  config=chain.text, code=_code_version())
+        context = RunContext(host=self.host, workspace=self.workspace, chain=chain, run=run,
+                             log=self.log.bind(run_id=run.id))
+        store.put(run)
+        hook = self.host.hook
+        hook.tether_run_started(run=run, context=context)
+        outputs: dict[str, Any] = {}
+        stage_runs: list[StageRun] = []
+        error: str | None = None
+        failure: BaseException | None = None
+        for stage in chain.stages:
+            if stage.index < start_index:
+                record = reused[stage.id]
+                outputs[stage.id] = record
+                stage_runs.append(StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step,
+                                           status="reused", output_id=record.id))
+                continue
+            started = utcnow()
+            self.on_stage(stage, "start")
+            context.stage = stage
+            context.log = self.log.bind(run_id=run.id, stage=stage.id)
+            t0 = time.perf_counter()
+            try:
+                record, parents = self._run_stage(stage, outputs, hook, context)
+                store.put(record, parents=parents, run_id=run.id)
+            except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised
+                failure = exc
+                error = redact(f"{stage.where} ({stage.id}): {_one_line(exc)}")
+                stage_runs.append(StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step,
+                                           status="failed", started_at=started, ended_at=utcnow(), error=error))
+                context.log.error("stage failed", error=error)
+                self.on_stage(stage, "failed")
+                break
+            outputs[stage.id] = record
+            stage_runs.append(StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step,
+                                       output_id=record.id, started_at=started, ended_at=utcnow()))
+            context.log.info("stage done", output=record.id, seconds=round(time.perf_counter() - t0, 3))
+            self.on_stage(stage, "done")
+        run = attrs.evolve(run, status="failed" if failure else "succeeded", stages=tuple(stage_runs),
+                           error=error, ended_at=utcnow())
+        store.put(run, replace=True)
+        context.run = run
+        context.stage = None
+        hook.tether_run_finished(run=run, context=context)
+        if failure is not None:
+            if isinstance(failure, TetherError) and not isinstance(failure, StageError):
+                failure.args = (f"{error}",)
+                raise failure
+            if isinstance(failure, (KeyboardInterrupt, SystemExit)):
+                raise failure
+            raise StageError(error) from failure
+        self.outputs = outputs
+        return run
+
+    def _run_stage(self, stage: StageConfig, outputs: dict[str, Any], hook, context: RunContext):
+        if stage.stage == "step":
+            func = resolve_step(stage)
+            inputs = self._resolve_inputs(stage, outputs, func)
+            kwargs = dict(inputs)
+            wanted = step_arguments(func)
+            if "context" in wanted:
+                kwargs["context"] = context
+            if "params" in wanted:
+                kwargs["params"] = dict(stage.params)
+            result = func(**kwargs)
+            record = self._step_record(stage, result, inputs, context)
+        else:
+            inputs = self._resolve_inputs(stage, outputs)
+            record = _call_stage(hook, stage, inputs, context)
+            if record is None:
+                raise StageError(f"no plugin answered the {stage.stage} stage (plugin '{stage.plugin}')")
+        expected = stage.output_kind
+        if getattr(record, "kind", None) != expected:
+            raise StageError(
+                f"{stage.stage} returned {type(record).__name__}, expected a {expected} record"
+            )
+        parents = [(r.id, arg) for arg, r in inputs.items() if r is not None]
+        return record, parents
+
+    def _step_record(self, stage: StageConfig, result: Any, inputs: dict[str, Any], context: RunContext):
+        if getattr(result, "kind", None) in RECORD_KINDS:
+            return result
+        if stage.produces != "model":
+            raise StageError(f"step {stage.step} must return a {stage.produces} record, got {type(result).__name__}")
+        if result is None:
+            raise StageError(f"step {stage.step} returned None; return the trained model")
+        artifact = self.workspace.put_object(result)
+        features = inputs.get("features")
+        module = type(result).__module__.split(".")[0]
+        params = {}
+        get_params = getattr(result, "get_params", None)
+        if callable(get_params):
+            params = {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
+                      for k, v in get_params(deep=False).items()}
+        return TrainedModel(id="model-" + artifact.digest.split(":")[1][:16], artifact=artifact, framework=module,
+                            estimator=type(result).__qualname__, feature_set_id=features.id if features else None,
+                            params=params, step=stage.step)
+
+    def _reusable_outputs(self, start_index: int) -> dict[str, Any]:
+        store = self.workspace.store
+        for previous in store.find("run", name=self.chain.name):
+            by_id = {s.id: s for s in previous.stages}
+            needed = [s for s in self.chain.stages if s.index < start_index]
+            if all(s.id in by_id and by_id[s.id].output_id and by_id[s.id].status in ("succeeded", "reused")
+                   for s in needed):
+                return {s.id: store.get(by_id[s.id].output_id) for s in needed}
+        raise NotFoundError(
+            f"--from {self.chain.stages[start_index].id}: no earlier run of chain '{self.chain.name}' completed "
+            f"the stages before it; run the whole chain once first"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, TetherError):
+        return message
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def run_chain(chain: ChainConfig, host: PluginHost, *, from_stage: str | None = None,
+              workspace: Workspace | None = None, on_stage=None) -> tuple[Run, dict[str, Any]]:
+    """Run ``chain`` and return the run record with each stage's output record by stage id."""
+    runner = Runner(chain, host, workspace, on_stage=on_stage)
+    run = runner.run(from_stage=from_stage)
+    return run, runner.outputs

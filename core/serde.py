@@ -1,0 +1,91 @@
+"""The one cattrs converter tether serializes records with.
+
+Rules (see :func:`configure_converter`):
+
+* ``datetime`` <-> ISO-8601 string, always UTC (naive datetimes are taken as UTC);
+* ``pathlib.Path`` <-> string;
+* tuples and sets <-> lists;
+* unknown keys are rejected (``forbid_extra_keys``), so a typo never passes silently;
+* a record is wrapped in an envelope ``{"kind", "schema_version", "data"}``; reading a
+  record written by a newer schema version fails with a clear error.
+
+JSON output is stable: keys sorted, no whitespace variance, so equal records give equal
+text and equal digests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import pathlib
+from typing import Any
+
+import cattrs
+from cattrs.preconf.json import make_converter as _json_converter
+
+from .errors import TetherError
+from .records import RECORD_KINDS
+
+
+def _to_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def configure_converter(converter: cattrs.Converter) -> None:
+    """Register tether's rules (listed in the module docstring) on ``converter``."""
+    converter.register_unstructure_hook(dt.datetime, lambda v: _to_utc(v).isoformat())
+    converter.register_structure_hook(
+        dt.datetime, lambda v, _: _to_utc(v if isinstance(v, dt.datetime) else dt.datetime.fromisoformat(v))
+    )
+    converter.register_unstructure_hook(pathlib.Path, str)
+    converter.register_structure_hook(pathlib.Path, lambda v, _: pathlib.Path(v))
+    converter.register_structure_hook(Any, lambda v, _: v)
+
+
+def make_converter() -> cattrs.Converter:
+    """A fresh converter with tether's rules; used for records and for config parsing."""
+    converter = _json_converter(forbid_extra_keys=True)
+    configure_converter(converter)
+    return converter
+
+
+converter = make_converter()
+
+
+def to_dict(obj) -> dict:
+    """Unstructure a record into its envelope."""
+    return {
+        "kind": obj.kind,
+        "schema_version": obj.schema_version,
+        "data": converter.unstructure(obj),
+    }
+
+
+def from_dict(payload: dict):
+    """Structure an envelope back into its record class."""
+    try:
+        kind = payload["kind"]
+        version = int(payload["schema_version"])
+        data = payload["data"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TetherError(f"not a tether record envelope (missing {exc})") from None
+    cls = RECORD_KINDS.get(kind)
+    if cls is None:
+        raise TetherError(f"unknown record kind '{kind}'; this tether knows {sorted(RECORD_KINDS)}")
+    if version > cls.schema_version:
+        raise TetherError(
+            f"record kind '{kind}' has schema version {version}, newer than this tether's "
+            f"{cls.schema_version}; upgrade tether to read it"
+        )
+    return converter.structure(data, cls)
+
+
+def dumps(obj) -> str:
+    """Stable JSON text of a record (sorted keys, compact)."""
+    return json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def loads(text: str | bytes):
+    return from_dict(json.loads(text))

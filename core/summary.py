@@ -1,0 +1,46 @@
+"""The short human summary printed after ``tether run``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summarize_run(run, outputs: dict[str, Any]) -> str:
+    lines = [f"run {run.id}: {run.status} ({len(run.stages)} stages, chain {run.chain})"]
+    for stage in run.stages:
+        record = outputs.get(stage.id)
+        reused = " (reused)" if stage.status == "reused" else ""
+        lines.append(f"  {stage.id:<12} {_describe(record)}{reused}")
+    return "\n".join(lines)
+
+
+def _describe(record) -> str:
+    kind = getattr(record, "kind", None)
+    if kind == "snapshot":
+        return f"snapshot {record.id}  {record.name}: {record.num_rows:,} rows x {len(record.columns)} columns"
+    if kind == "split":
+        sizes = ", ".join(f"{k} {v:,}" for k, v in record.sizes.items())
+        errors = sum(f.severity == "error" for f in record.findings)
+        warn = f"; {len(record.findings)} findings ({errors} errors)" if record.findings else ""
+        return f"split {record.id}  {record.strategy}: {sizes}{warn}"
+    if kind == "features":
+        return f"features {record.id}  {len(record.feature_names)} features, transform fitted on train only"
+    if kind == "model":
+        return f"model {record.id}  {record.framework}.{record.estimator}"
+    if kind == "evaluation":
+        shown = {k: v for k, v in record.metrics.items() if k != "rows"}
+        parts = []
+        for name, value in list(shown.items())[:3]:
+            base = record.baseline_metrics.get(name)
+            parts.append(f"{name} {value:.4f}" + (f" (baseline {base:.4f})" if base is not None else ""))
+        verdict = "passed" if record.passed else "FAILED gates"
+        return f"evaluation {record.id}  {', '.join(parts)}; {verdict}" + ("" if record.baseline_id else "; no baseline yet")
+    if kind == "model_version":
+        return f"registered {record.name} v{record.version} ({record.id})"
+    if kind == "deployment":
+        return f"deployment {record.id}  {record.target}: {record.details.get('rows', '?'):,} predictions at {record.location}"
+    if kind == "monitor_report":
+        drifted = [r.column for r in record.results if r.drifted]
+        return (f"monitor {record.id}  verdict {record.verdict.upper()}: {len(drifted)}/{len(record.results)} "
+                f"columns drifted{': ' + ', '.join(drifted[:6]) if drifted else ''}")
+    return f"{kind} {getattr(record, 'id', '?')}"

@@ -1,0 +1,1 @@
+"""The churn example: synthetic but realistic subscription data and a training step."""
