@@ -304,8 +304,10 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
+        from .log import redact
+
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        click.echo(f"tether: error: {message}", err=True)
+        click.echo(f"tether: error: {redact(message)}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -161,6 +161,7 @@ def _parse_text(text: str, source: str, suffix: str) -> Any:
 
 
 def _interpolate(value: Any, where: str) -> Any:
+    """Replace ``${VAR}`` in every string; ``where`` is the key path for errors."""
     if isinstance(value, str):
         def sub(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
@@ -169,11 +170,12 @@ def _interpolate(value: Any, where: str) -> Any:
                 return os.environ[name]
             if default is not None:
                 return default
-            raise ConfigError(f"{where}: environment variable {name} is not set; export it or write ${{{name}:-default}}")
+            raise ConfigError(f"{where}: environment variable {name} is not set; "
+                              f"export it or write ${{{name}:-default}}")
 
         return _ENV.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
         return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
@@ -206,7 +208,10 @@ def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None
         )
     if raw.get("version") != 1:
         raise ConfigError(f"{source}: version: expected 1, got {raw.get('version')!r}")
-    raw = _interpolate(raw, "chain")
+    try:
+        raw = _interpolate(raw, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     base_dir = (base_dir or (path.parent if path else Path.cwd())).resolve()
     name = raw.get("name") or (path.stem if path else "chain")
     if not isinstance(name, str):

@@ -65,4 +65,8 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream=None) -> No
 
 
 def get_logger(name: str = "tether", **bound):
+    """A structlog logger; if the application has not configured structlog, tether logs
+    warnings and errors to stderr (the CLI configures it from its options)."""
+    if not structlog.is_configured():
+        configure_logging("auto", "warning")
     return structlog.get_logger(name, **bound)

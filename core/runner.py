@@ -115,6 +115,7 @@ class Runner:
                   config=chain.text, code=_code_version())
         context = RunContext(host=self.host, workspace=self.workspace, chain=chain, run=run,
                              log=self.log.bind(run_id=run.id))
+        self._preflight(context, start_index)
         store.put(run)
         hook = self.host.hook
         hook.tether_run_started(run=run, context=context)
@@ -165,6 +166,18 @@ class Runner:
             raise StageError(error) from failure
         self.outputs = outputs
         return run
+
+    def _preflight(self, context: RunContext, start_index: int) -> None:
+        """Let backends check their inputs (files exist, servers answer) before the run is recorded."""
+        for stage in self.chain.stages[start_index:]:
+            if stage.spec is None:
+                continue
+            backend = context.backend(stage)
+            preflight = getattr(backend, "preflight", None)
+            if callable(preflight):
+                context.stage = stage
+                preflight(context=context)
+        context.stage = None
 
     def _run_stage(self, stage: StageConfig, outputs: dict[str, Any], hook, context: RunContext):
         if stage.stage == "step":

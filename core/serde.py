@@ -79,7 +79,10 @@ def from_dict(payload: dict):
             f"record kind '{kind}' has schema version {version}, newer than this tether's "
             f"{cls.schema_version}; upgrade tether to read it"
         )
-    return converter.structure(data, cls)
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as exc:
+        raise TetherError(f"invalid {kind} record: {'; '.join(describe_structure_error(exc))}") from None
 
 
 def dumps(obj) -> str:
@@ -89,3 +92,29 @@ def dumps(obj) -> str:
 
 def loads(text: str | bytes):
     return from_dict(json.loads(text))
+
+
+def describe_structure_error(exc: BaseException) -> list[str]:
+    """Readable messages for a cattrs structuring error, one per problem."""
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return [f"unknown parameter {', '.join(repr(k) for k in sorted(exc.extra_fields))}"]
+    if isinstance(exc, cattrs.ClassValidationError):
+        messages = []
+        for sub in exc.exceptions:
+            if isinstance(sub, cattrs.ForbiddenExtraKeysError):
+                messages.extend(describe_structure_error(sub))
+                continue
+            note = next(
+                (n for n in getattr(sub, "__notes__", []) if isinstance(n, str)), ""
+            )
+            field = note.split("attribute ")[-1].split(" (")[0].strip("'\"") if "attribute" in note else ""
+            if isinstance(sub, KeyError):
+                messages.append(f"missing required parameter {field or sub}")
+            elif isinstance(sub, cattrs.BaseValidationError):
+                messages.append(f"{field}: " + "; ".join(describe_structure_error(sub)))
+            else:
+                messages.append(f"{field}: {sub}" if field else str(sub))
+        return messages
+    if isinstance(exc, cattrs.BaseValidationError):
+        return [str(e) for e in exc.exceptions]
+    return [str(exc)]

@@ -8,7 +8,6 @@ edges appear together or not at all. The database file is created on first write
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator
@@ -52,9 +51,127 @@ def record_columns(record: Any) -> tuple[str, str, str | None, int | None, str]:
             serde.converter.unstructure(created))
 
 
+class SQLRecordStore(MetadataStore):
+    """Records, runs and lineage in SQL; subclasses supply the connection and dialect.
+
+    Statements are written with ``?`` placeholders and always parameterized;
+    ``_sql`` rewrites them for drivers that use ``%s``.
+    """
+
+    placeholder: ClassVar[str] = "?"
+    tiebreak: ClassVar[str] = "rowid"
+    insert_ignore: ClassVar[str] = "INSERT OR IGNORE INTO {table} ({cols}) VALUES ({vals})"
+    upsert: ClassVar[str] = "INSERT OR REPLACE INTO {table} ({cols}) VALUES ({vals})"
+
+    def _connect(self, create: bool):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def transaction(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    def _execute(self, conn, sql: str, args=()):
+        return conn.execute(self._sql(sql), tuple(args))
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def put(self, record: Any, *, parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
+            replace: bool = False) -> None:
+        """Write ``record`` and its lineage edges (``(parent_id, relation)``) atomically."""
+        with self.transaction() as conn:
+            self._insert(conn, record, parents=parents, run_id=run_id, replace=replace)
+
+    def _insert(self, conn, record, *, parents=(), run_id=None, replace=False) -> None:
+        rid, kind, name, version, created = record_columns(record)
+        cols = "id, kind, name, version, run_id, created_at, body"
+        template = self.upsert if replace else self.insert_ignore
+        self._execute(conn, template.format(table="records", cols=cols, vals="?, ?, ?, ?, ?, ?, ?"),
+                      (rid, kind, name, version, run_id, created, serde.dumps(record)))
+        for parent, relation in parents:
+            self._execute(conn, self.insert_ignore.format(table="edges", cols="parent_id, child_id, relation, run_id",
+                                                          vals="?, ?, ?, ?"),
+                          (parent, rid, relation, run_id))
+
+    def max_version(self, conn, kind: str, name: str) -> int:
+        row = self._execute(conn, "SELECT MAX(version) FROM records WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        return row[0] or 0
+
+    def put_versioned(self, build, *, kind: str, name: str, parents: Iterable[tuple[str, str]] = (),
+                      run_id: str | None = None):
+        """Allocate the next version of ``name`` and write ``build(version)`` in one transaction."""
+        with self.transaction() as conn:
+            record = build(self.max_version(conn, kind, name) + 1)
+            self._insert(conn, record, parents=parents, run_id=run_id)
+        return record
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _query(self, sql: str, args=()) -> list[tuple]:
+        conn = self._connect(create=False)
+        if conn is None:
+            return []
+        return list(self._execute(conn, sql, args).fetchall())
+
+    def get(self, record_id: str, kind: str | None = None):
+        sql, args = "SELECT body FROM records WHERE id = ?", [record_id]
+        if kind:
+            sql, args = sql + " AND kind = ?", args + [kind]
+        rows = self._query(sql, args)
+        return serde.loads(rows[0][0]) if rows else None
+
+    def find(self, kind: str, *, name: str | None = None, limit: int | None = None,
+             prefix: str | None = None) -> list:
+        """Records of ``kind`` (optionally one ``name`` or an id prefix), newest first."""
+        sql, args = "SELECT body FROM records WHERE kind = ?", [kind]
+        if name is not None:
+            sql, args = sql + " AND name = ?", args + [name]
+        if prefix is not None:
+            escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            sql, args = sql + " AND id LIKE ? ESCAPE '\\'", args + [escaped + "%"]
+        sql += f" ORDER BY created_at DESC, {self.tiebreak} DESC"
+        if limit:
+            sql, args = sql + " LIMIT ?", args + [int(limit)]
+        return [serde.loads(row[0]) for row in self._query(sql, args)]
+
+    def edges(self, record_id: str) -> list[dict[str, Any]]:
+        """Every edge touching ``record_id``, as dicts with parent, child, relation, run."""
+        rows = self._query(
+            "SELECT parent_id, child_id, relation, run_id FROM edges WHERE parent_id = ? OR child_id = ?",
+            (record_id, record_id),
+        )
+        return [dict(zip(("parent", "child", "relation", "run_id"), row)) for row in rows]
+
+    def lineage(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
+        """All ancestors (``upstream``) and descendants (``downstream``) of a record."""
+        def walk(near: str, far: str) -> list[dict[str, Any]]:
+            rows = self._query(
+                f"""WITH RECURSIVE walk(parent_id, child_id, relation, depth) AS (
+                       SELECT parent_id, child_id, relation, 1 FROM edges WHERE {near} = ?
+                       UNION SELECT e.parent_id, e.child_id, e.relation, walk.depth + 1
+                       FROM edges e JOIN walk ON e.{near} = walk.{far} WHERE walk.depth < 50)
+                   SELECT walk.parent_id, walk.child_id, walk.relation, MIN(walk.depth), MIN(r.kind)
+                   FROM walk LEFT JOIN records r ON r.id = walk.{far}
+                   GROUP BY walk.parent_id, walk.child_id, walk.relation ORDER BY MIN(walk.depth)""",
+                (record_id,),
+            )
+            return [dict(zip(("parent", "child", "relation", "depth", "kind"), r)) for r in rows]
+
+        return {"upstream": walk("child_id", "parent_id"), "downstream": walk("parent_id", "child_id")}
+
+    def count(self, kind: str | None = None) -> int:
+        if kind:
+            rows = self._query("SELECT COUNT(*) FROM records WHERE kind = ?", (kind,))
+        else:
+            rows = self._query("SELECT COUNT(*) FROM records")
+        return rows[0][0] if rows else 0
+
+
 @attrs.define(kw_only=True)
-class SQLiteStore(MetadataStore):
-    """Records, runs and lineage in a SQLite file."""
+class SQLiteStore(SQLRecordStore):
+    """Records, runs and lineage in a SQLite file (default ``<workspace>/tether.db``)."""
 
     name: ClassVar[str] = "sqlite"
     workspace: str = ".tether"
@@ -74,7 +191,6 @@ class SQLiteStore(MetadataStore):
             self.file.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.file, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"metadata store '{self.file}' cannot be opened: {exc}") from None
@@ -90,121 +206,16 @@ class SQLiteStore(MetadataStore):
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
         conn = self._connect(create=True)
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"metadata store '{self.file}' cannot be written: {exc}") from None
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-
-    # -- writing -----------------------------------------------------------------------------
-
-    def put(self, record: Any, *, parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
-            replace: bool = False) -> None:
-        """Write ``record`` and its lineage edges (``(parent_id, relation)``) atomically."""
-        with self.transaction() as conn:
-            self._insert(conn, record, parents=parents, run_id=run_id, replace=replace)
-
-    def _insert(self, conn, record, *, parents=(), run_id=None, replace=False) -> None:
-        rid, kind, name, version, created = record_columns(record)
-        body = serde.dumps(record)
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-        conn.execute(
-            f"{verb} INTO records (id, kind, name, version, run_id, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rid, kind, name, version, run_id, created, body),
-        )
-        conn.executemany(
-            "INSERT OR IGNORE INTO edges (parent_id, child_id, relation, run_id) VALUES (?, ?, ?, ?)",
-            [(parent, rid, relation, run_id) for parent, relation in parents],
-        )
-
-    def max_version(self, conn, kind: str, name: str) -> int:
-        row = conn.execute("SELECT MAX(version) FROM records WHERE kind = ? AND name = ?", (kind, name)).fetchone()
-        return row[0] or 0
-
-    def put_versioned(self, build, *, kind: str, name: str, parents: Iterable[tuple[str, str]] = (),
-                      run_id: str | None = None):
-        """Allocate the next version of ``name`` and write ``build(version)`` in one transaction."""
-        with self.transaction() as conn:
-            record = build(self.max_version(conn, kind, name) + 1)
-            self._insert(conn, record, parents=parents, run_id=run_id)
-        return record
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def get(self, record_id: str, kind: str | None = None):
-        conn = self._connect(create=False)
-        if conn is None:
-            return None
-        sql, args = "SELECT body FROM records WHERE id = ?", [record_id]
-        if kind:
-            sql, args = sql + " AND kind = ?", args + [kind]
-        row = conn.execute(sql, args).fetchone()
-        return serde.loads(row[0]) if row else None
-
-    def find(self, kind: str, *, name: str | None = None, limit: int | None = None,
-             prefix: str | None = None) -> list:
-        """Records of ``kind`` (optionally one ``name``), newest first."""
-        conn = self._connect(create=False)
-        if conn is None:
-            return []
-        sql, args = "SELECT body FROM records WHERE kind = ?", [kind]
-        if name is not None:
-            sql, args = sql + " AND name = ?", args + [name]
-        if prefix is not None:
-            sql, args = sql + " AND id LIKE ? ESCAPE '\\'", args + [prefix.replace("%", "\\%").replace("_", "\\_") + "%"]
-        sql += " ORDER BY created_at DESC, rowid DESC"
-        if limit:
-            sql, args = sql + " LIMIT ?", args + [int(limit)]
-        return [serde.loads(row[0]) for row in conn.execute(sql, args)]
-
-    def edges(self, record_id: str) -> list[dict[str, Any]]:
-        """Every edge touching ``record_id``, as dicts with parent, child, relation, run."""
-        conn = self._connect(create=False)
-        if conn is None:
-            return []
-        rows = conn.execute(
-            "SELECT parent_id, child_id, relation, run_id FROM edges WHERE parent_id = ? OR child_id = ?",
-            (record_id, record_id),
-        )
-        return [dict(zip(("parent", "child", "relation", "run_id"), row)) for row in rows]
-
-    def lineage(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
-        """All ancestors (``upstream``) and descendants (``downstream``) of a record."""
-        conn = self._connect(create=False)
-        if conn is None:
-            return {"upstream": [], "downstream": []}
-        up = conn.execute(
-            """WITH RECURSIVE up(parent_id, child_id, relation, depth) AS (
-                   SELECT parent_id, child_id, relation, 1 FROM edges WHERE child_id = ?
-                   UNION SELECT e.parent_id, e.child_id, e.relation, up.depth + 1
-                   FROM edges e JOIN up ON e.child_id = up.parent_id WHERE up.depth < 50)
-               SELECT up.parent_id, up.child_id, up.relation, MIN(up.depth), r.kind
-               FROM up LEFT JOIN records r ON r.id = up.parent_id
-               GROUP BY up.parent_id, up.child_id, up.relation ORDER BY MIN(up.depth)""",
-            (record_id,),
-        ).fetchall()
-        down = conn.execute(
-            """WITH RECURSIVE down(parent_id, child_id, relation, depth) AS (
-                   SELECT parent_id, child_id, relation, 1 FROM edges WHERE parent_id = ?
-                   UNION SELECT e.parent_id, e.child_id, e.relation, down.depth + 1
-                   FROM edges e JOIN down ON e.parent_id = down.child_id WHERE down.depth < 50)
-               SELECT down.parent_id, down.child_id, down.relation, MIN(down.depth), r.kind
-               FROM down LEFT JOIN records r ON r.id = down.child_id
-               GROUP BY down.parent_id, down.child_id, down.relation ORDER BY MIN(down.depth)""",
-            (record_id,),
-        ).fetchall()
-        keys = ("parent", "child", "relation", "depth", "kind")
-        return {"upstream": [dict(zip(keys, r)) for r in up], "downstream": [dict(zip(keys, r)) for r in down]}
-
-    def count(self, kind: str | None = None) -> int:
-        conn = self._connect(create=False)
-        if conn is None:
-            return 0
-        if kind:
-            return conn.execute("SELECT COUNT(*) FROM records WHERE kind = ?", (kind,)).fetchone()[0]
-        return conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
 
 
 @hookimpl

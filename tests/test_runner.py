@@ -1,0 +1,183 @@
+"""The runner: records and lineage per stage, consistent failure, resume with --from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tether.config import load_chain
+from tether.context import Workspace
+from tether.errors import ConfigError, IntegrityError, NotFoundError, StageError
+from tether.runner import run_chain
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
+
+CHAIN = """\
+version: 1
+name: mini
+stages:
+  - stage: snapshot
+    id: customers
+    plugin: python
+    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id], kwargs: {rows: 3000}}
+  - stage: split
+    plugin: time
+    params: {time_column: event_ts}
+  - stage: featurize
+    params: {label: churned, numeric: [tenure_months, monthly_charges], categorical: [contract]}
+  - {step: "churn.train:fit"}
+  - stage: evaluate
+    plugin: classification
+    params: {baseline: latest, model_name: mini, min: {roc_auc: MIN_AUC}}
+  - stage: register
+    params: {model_name: mini}
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    shutil.copytree(EXAMPLE / "churn", tmp_path / "churn")
+    return tmp_path
+
+
+def write(project, text, min_auc=0.6):
+    path = project / "chain.yaml"
+    path.write_text(text.replace("MIN_AUC", str(min_auc)))
+    return path
+
+
+def test_every_stage_is_recorded_with_its_lineage(project, host):
+    chain = load_chain(write(project, CHAIN), host)
+    run, outputs = run_chain(chain, host)
+    assert run.status == "succeeded"
+    assert [s.status for s in run.stages] == ["succeeded"] * 6
+    ws = Workspace.for_chain(chain, host)
+    for stage in run.stages:
+        assert ws.store.get(stage.output_id) == outputs[stage.id]
+    assert ws.store.get(run.id, kind="run").status == "succeeded"
+    up = ws.store.lineage("mv-mini-1")["upstream"]
+    ancestors = {(e["kind"], e["parent"]) for e in up}
+    assert ("snapshot", outputs["customers"].id) in ancestors
+    assert ("split", outputs["split"].id) in ancestors
+    assert ("features", outputs["featurize"].id) in ancestors
+    assert ("model", outputs["fit"].id) in ancestors
+    down = {e["child"] for e in ws.store.lineage(outputs["customers"].id)["downstream"]}
+    assert {"mv-mini-1", outputs["evaluate"].id, outputs["fit"].id} <= down
+    assert run.code["tether"] and run.code["python"]
+    assert "churn.data:customers" in run.config
+
+
+def test_versions_increment_and_baseline_is_the_latest_version(project, host):
+    chain = load_chain(write(project, CHAIN), host)
+    run_chain(chain, host)
+    _, outputs = run_chain(chain, host)
+    assert outputs["register"].version == 2
+    evaluation = outputs["evaluate"]
+    assert evaluation.baseline_id == "mv-mini-1"
+    assert evaluation.baseline_metrics["roc_auc"] == pytest.approx(evaluation.metrics["roc_auc"])
+
+
+def test_failed_gate_fails_the_run_and_writes_no_version(project, host):
+    chain = load_chain(write(project, CHAIN, min_auc=0.999), host)
+    with pytest.raises(StageError, match=r"stages\[5\] \(register\): model .* did not pass evaluation .*roc_auc .* below the minimum 0.999"):
+        run_chain(chain, host)
+    ws = Workspace.for_chain(chain, host)
+    run = ws.store.find("run", name="mini")[0]
+    assert run.status == "failed" and "did not pass" in run.error
+    assert [s.status for s in run.stages][-1] == "failed"
+    assert ws.store.find("model_version", name="mini") == []
+    assert ws.store.get(run.stages[4].output_id).passed is False  # the evaluation itself is kept
+
+
+def test_a_failing_stage_leaves_earlier_records_and_nothing_of_its_own(project, host):
+    (project / "boom.py").write_text("def explode(features):\n    raise RuntimeError('training diverged')\n")
+    text = CHAIN.replace('{step: "churn.train:fit"}', '{step: "boom:explode"}')
+    chain = load_chain(write(project, text), host)
+    with pytest.raises(StageError, match=r"stages\[3\] \(explode\): RuntimeError: training diverged"):
+        run_chain(chain, host)
+    db = project / ".tether" / "tether.db"
+    with sqlite3.connect(db) as conn:
+        kinds = sorted(k for (k,) in conn.execute("SELECT kind FROM records"))
+        edges = conn.execute("SELECT COUNT(*) FROM edges").fetchone()[0]
+    assert kinds == ["features", "run", "snapshot", "split"]
+    assert edges == 3  # split<-snapshot, features<-snapshot, features<-split
+
+
+def test_from_reuses_earlier_stages(project, host):
+    chain = load_chain(write(project, CHAIN), host)
+    first, out1 = run_chain(chain, host)
+    second, out2 = run_chain(chain, host, from_stage="evaluate")
+    assert [s.status for s in second.stages] == ["reused"] * 4 + ["succeeded"] * 2
+    for stage_id in ("customers", "split", "featurize", "fit"):
+        assert out2[stage_id].id == out1[stage_id].id
+    assert out2["register"].version == 2
+
+
+def test_from_without_an_earlier_run(project, host):
+    chain = load_chain(write(project, CHAIN), host)
+    with pytest.raises(NotFoundError, match="no earlier run of chain 'mini' completed the stages before it"):
+        run_chain(chain, host, from_stage="evaluate")
+
+
+def test_from_an_unknown_stage(project, host):
+    chain = load_chain(write(project, CHAIN), host)
+    with pytest.raises(ConfigError, match="no stage 'evalute'.*did you mean 'evaluate'"):
+        run_chain(chain, host, from_stage="evalute")
+
+
+def test_tampered_model_is_never_unpickled(project, host):
+    chain = load_chain(write(project, CHAIN), host)
+    _, outputs = run_chain(chain, host)
+    ws = Workspace.for_chain(chain, host)
+    model = outputs["fit"]
+    path = ws.storage.local_path(model.artifact)
+    payload = path.read_bytes()
+    path.chmod(0o644)
+    path.write_bytes(payload[:-8] + b"tampered")
+    with pytest.raises(IntegrityError, match=model.artifact.key):
+        ws.load_object(model.artifact)
+    with pytest.raises(IntegrityError, match=r"stages\[4\] \(evaluate\): object .* does not match its recorded digest"):
+        run_chain(chain, host, from_stage="evaluate")
+
+
+def test_cli_stage_failure_is_one_line_exit_1(project, tether_cli):
+    write(project, CHAIN, min_auc=0.999)
+    result = tether_cli("run", "chain.yaml", cwd=project)
+    assert result.exit_code == 1, result
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("tether: error: stages[5] (register): model ")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_run_json_and_runs_show(project, tether_cli):
+    write(project, CHAIN)
+    result = tether_cli("run", "chain.yaml", "--json", cwd=project)
+    assert result.exit_code == 0, result
+    payload = json.loads(result.stdout)
+    run_id = payload["run"]["data"]["id"]
+    assert payload["outputs"]["register"]["data"]["version"] == 1
+    shown = tether_cli("runs", "show", run_id, cwd=project)
+    assert shown.exit_code == 0 and "succeeded" in shown.stdout and "mv-mini-1" in shown.stdout
+    listed = json.loads(tether_cli("runs", "ls", "--json", cwd=project).stdout)
+    assert [r["data"]["id"] for r in listed] == [run_id]
+    lineage = tether_cli("lineage", "mv-mini-1", cwd=project)
+    assert lineage.exit_code == 0 and "<- snapshot snap-" in lineage.stdout
+    missing = tether_cli("runs", "show", "run-nope", cwd=project)
+    assert missing.exit_code == 2 and missing.stderr.startswith("tether: error: no run 'run-nope'")
+
+
+def test_init_creates_a_runnable_starter(tmp_path, tether_cli):
+    result = tether_cli("init", "proj")
+    assert result.exit_code == 0, result
+    chain = tmp_path / "proj" / "chain.yaml"
+    assert chain.exists() and (tmp_path / "proj" / ".tether").is_dir()
+    (tmp_path / "proj" / "data.csv").write_text("a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(20)))
+    ran = tether_cli("run", "chain.yaml", cwd=tmp_path / "proj")
+    assert ran.exit_code == 0, ran
+    again = tether_cli("init", "proj")
+    assert again.exit_code == 2 and "already exists" in again.stderr

@@ -1,0 +1,144 @@
+"""Metadata stores: the same contract for SQLite (a real file) and PostgreSQL (the real server)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from conftest import require_server
+from tether.errors import ConfigError, StoreError
+from tether.records import Finding, ModelVersion, ObjectRef, Run, SplitManifest
+
+REF = ObjectRef(key="ab/cd.parquet", digest="blake3:" + "0" * 64, size=1)
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path, host):
+    if request.param == "sqlite":
+        st = host.backends.create("store", "sqlite", {"workspace": str(tmp_path)})
+        yield st
+        st.close()
+        return
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    st = host.backends.create("store", "postgres", {"dsn": PG_DSN, "schema": schema})
+    yield st
+    conn = st._connect(create=True)
+    conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    st.close()
+
+
+def split(i: int, snapshot: str = "snap-1") -> SplitManifest:
+    return SplitManifest(id=f"split-{i}", snapshot_id=snapshot, strategy="random", params={"seed": i},
+                         sizes={"train": 8, "test": 2}, assignment=REF,
+                         findings=(Finding(check="dup", severity="warning", message="m"),))
+
+
+def test_reading_an_empty_store_creates_nothing(store, tmp_path):
+    assert store.get("nope") is None
+    assert store.find("split") == []
+    assert store.lineage("nope") == {"upstream": [], "downstream": []}
+    if store.name == "sqlite":
+        assert not (tmp_path / "tether.db").exists()
+
+
+def test_put_get_find_round_trip(store):
+    records = [split(i) for i in range(3)]
+    for record in records:
+        store.put(record, parents=[("snap-1", "snapshot")], run_id="run-1")
+    assert store.get("split-1") == records[1]
+    assert store.get("split-1", kind="snapshot") is None
+    assert [r.id for r in store.find("split")] == ["split-2", "split-1", "split-0"]
+    assert [r.id for r in store.find("split", limit=1)] == ["split-2"]
+    assert [r.id for r in store.find("split", prefix="split-1")] == ["split-1"]
+    assert store.count("split") == 3
+
+
+def test_prefix_search_escapes_wildcards(store):
+    store.put(split(1))
+    assert store.find("split", prefix="split_") == []
+    assert store.find("split", prefix="%") == []
+
+
+def test_lineage_walks_both_ways(store):
+    store.put(split(1), parents=[("snap-1", "snapshot")])
+    store.put(ModelVersion(id="mv-a-1", name="a", version=1, model_id="model-1"),
+              parents=[("model-1", "model")])
+    store.put(Run(id="model-1", chain="c", chain_digest="d", status="succeeded"),  # any record kind works
+              parents=[("split-1", "split")])
+    graph = store.lineage("mv-a-1")
+    assert [(e["parent"], e["depth"]) for e in graph["upstream"]] == [("model-1", 1), ("split-1", 2), ("snap-1", 3)]
+    down = store.lineage("snap-1")["downstream"]
+    assert [e["child"] for e in down] == ["split-1", "model-1", "mv-a-1"]
+
+
+def test_a_failed_transaction_leaves_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            store._insert(conn, split(1), parents=[("snap-1", "snapshot")])
+            raise RuntimeError("crash mid-write")
+    assert store.get("split-1") is None
+    assert store.edges("split-1") == []
+
+
+def test_replace_updates_a_run(store):
+    store.put(Run(id="run-1", chain="c", chain_digest="d", status="running"))
+    store.put(Run(id="run-1", chain="c", chain_digest="d", status="failed", error="x"), replace=True)
+    assert store.get("run-1").status == "failed"
+    assert store.count("run") == 1
+
+
+def test_versions_are_allocated_without_gaps_or_duplicates_under_concurrency(store, host, tmp_path):
+    def build(version):
+        return ModelVersion(id=f"mv-churn-{version}", name="churn", version=version, model_id="m")
+
+    errors = []
+
+    def register():
+        # each thread uses its own connection, as separate processes would
+        other = host.backends.create("store", store.name, _params_of(store))
+        try:
+            for _ in range(5):
+                other.put_versioned(build, kind="model_version", name="churn")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            other.close()
+
+    threads = [threading.Thread(target=register) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    versions = sorted(r.version for r in store.find("model_version", name="churn"))
+    assert versions == list(range(1, 21))
+
+
+def _params_of(store):
+    if store.name == "sqlite":
+        return {"workspace": store.workspace}
+    return {"dsn": store.dsn, "schema": store.schema}
+
+
+def test_postgres_down_is_a_clear_error(host):
+    st = host.backends.create("store", "postgres", {"dsn": "postgresql://postgres@127.0.0.1:1/test",
+                                                   "connect_timeout": 2})
+    with pytest.raises(StoreError, match="postgres store cannot connect .*is the server running"):
+        st.put(split(1))
+
+
+def test_postgres_dsn_is_never_in_the_error(host):
+    st = host.backends.create("store", "postgres", {"dsn": "postgresql://postgres:hunter2pass@127.0.0.1:1/test",
+                                                   "connect_timeout": 2})
+    with pytest.raises(StoreError) as err:
+        st.get("x")
+    assert "hunter2pass" not in str(err.value)
+
+
+def test_postgres_schema_must_be_an_identifier(host):
+    with pytest.raises(ConfigError, match="params: schema 'x; DROP TABLE y' must be a plain identifier"):
+        host.backends.create("store", "postgres", {"dsn": PG_DSN, "schema": "x; DROP TABLE y"})
