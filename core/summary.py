@@ -38,9 +38,20 @@ def _describe(record) -> str:
     if kind == "model_version":
         return f"registered {record.name} v{record.version} ({record.id})"
     if kind == "deployment":
-        return f"deployment {record.id}  {record.target}: {record.details.get('rows', '?'):,} predictions at {record.location}"
+        return (f"deployment {record.id}  {record.target}: {record.details.get('rows', '?'):,} predictions "
+                f"at {_relative(record.location)}")
     if kind == "monitor_report":
         drifted = [r.column for r in record.results if r.drifted]
         return (f"monitor {record.id}  verdict {record.verdict.upper()}: {len(drifted)}/{len(record.results)} "
                 f"columns drifted{': ' + ', '.join(drifted[:6]) if drifted else ''}")
     return f"{kind} {getattr(record, 'id', '?')}"
+
+
+def _relative(location: str) -> str:
+    """A path relative to the working directory when it lies below it."""
+    import os
+
+    if not location:
+        return location
+    relative = os.path.relpath(location)
+    return location if relative.startswith("..") else relative

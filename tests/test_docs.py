@@ -52,3 +52,19 @@ def test_docs_link_to_files_that_exist():
     for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", doc.read_text(encoding="utf-8")):
             assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
+
+
+def test_cli_reference_is_generated_from_the_commands():
+    spec = importlib.util.spec_from_file_location("gen_cli", ROOT / "docs" / "gen_cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    actual = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert actual == module.render(), "docs/cli.md is stale: run `python docs/gen_cli.py`"
+
+
+def test_plugin_reference_is_generated_from_the_backends():
+    spec = importlib.util.spec_from_file_location("gen_plugins", ROOT / "docs" / "gen_plugins.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    actual = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    assert actual == module.render(), "docs/plugins.md is stale: run `python docs/gen_plugins.py`"
