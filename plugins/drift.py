@@ -1,0 +1,578 @@
+"""Drift tests and the mergeable column sketches they run on.
+
+Every test compares two *sketches* of a column, never raw frames, so the reference side
+can be summarised once into a stored profile and a current window of any size can be
+read in chunks. A numeric sketch holds the sorted distinct values with their counts; it
+is exact until it holds ``sketch_size`` distinct values, then it is compressed to
+``sketch_size // 2`` points that keep the empirical CDF exact at every kept point (the
+error of the CDF anywhere else is at most ``2 / sketch_size``). A categorical sketch
+holds the count of every category (up to ``max_categories``; the rest are counted as
+overflow).
+
+Tests (``kind = "drift"``), each reporting the shared :class:`~tether.records.DriftResult`:
+
+========================  =========  ===========  ===========  ===============================
+name                      columns    threshold    type         drift when
+========================  =========  ===========  ===========  ===============================
+``ks``                    numeric    0.05         p_value      p < threshold
+``chi2``                  category   0.05         p_value      p < threshold
+``psi``                   both       0.2          distance     PSI >= threshold
+``wasserstein``           numeric    0.1          distance     W1 / std(reference) >= threshold
+``jensenshannon``         both       0.1          distance     JS distance >= threshold
+``anderson``              numeric    0.05         p_value      p < threshold
+``zscore``                numeric    0.5          std          |mean shift| / std >= threshold
+``domain_classifier``     all        0.55         distance     ROC AUC >= threshold
+========================  =========  ===========  ===========  ===============================
+
+Defaults (:func:`default_test`): with at most 1,000 reference values a column gets ``ks``
+(numeric with more than 5 distinct values) or ``chi2``; with more, ``wasserstein``
+(numeric, more than 5 distinct values) or ``jensenshannon``. Large samples make p-values
+flag negligible shifts, so large columns are judged by a distance.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import attrs
+from tether import hookimpl
+from tether.backends import DriftTest
+from tether.errors import ConfigError
+from tether.records import DriftResult
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+DEFAULT_SKETCH_SIZE = 200_000
+DEFAULT_MAX_CATEGORIES = 10_000
+SMALL_SAMPLE = 1_000  # up to this many reference values, p-value tests are the default
+LOW_CARDINALITY = 5  # numeric columns with at most this many distinct values are tested as categories
+
+
+# --- Sketches -----------------------------------------------------------------------------
+
+
+def _unique_counts(values):
+    """Sorted distinct values and their counts of a float array (NaN already removed)."""
+    import numpy as np
+
+    if values.size == 0:
+        return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64)
+    s = np.sort(values, kind="quicksort")
+    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
+    counts = np.diff(np.append(starts, s.size))
+    return s[starts], counts.astype(np.int64, copy=False)
+
+
+def _merge_counts(v1, c1, v2, c2):
+    """Merge two (sorted values, counts) pairs into one."""
+    import numpy as np
+
+    if v1.size == 0:
+        return v2, c2
+    if v2.size == 0:
+        return v1, c1
+    values = np.concatenate((v1, v2))
+    counts = np.concatenate((c1, c2))
+    order = np.argsort(values, kind="stable")  # two sorted runs: a linear merge
+    values, counts = values[order], counts[order]
+    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+    return values[starts], np.add.reduceat(counts, starts)
+
+
+@attrs.define
+class NumericSketch:
+    """Sorted distinct values with counts, plus missing count and moments; mergeable."""
+
+    values: Any = None  # float64, sorted, distinct
+    counts: Any = None  # int64
+    missing: int = 0
+    sketch_size: int = DEFAULT_SKETCH_SIZE
+    compressed: bool = False
+    kind: ClassVar[str] = NUMERIC
+
+    def __attrs_post_init__(self) -> None:
+        import numpy as np
+
+        if self.values is None:
+            self.values = np.empty(0, dtype=np.float64)
+            self.counts = np.empty(0, dtype=np.int64)
+
+    @property
+    def count(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def total(self) -> int:
+        return self.count + self.missing
+
+    @property
+    def distinct(self) -> int:
+        return int(self.values.size)
+
+    def add(self, array) -> None:
+        """Add a numpy float array (NaN counts as missing)."""
+        import numpy as np
+
+        array = np.asarray(array, dtype=np.float64)
+        nan = np.isnan(array)
+        n_nan = int(nan.sum())
+        self.missing += n_nan
+        values, counts = _unique_counts(array[~nan] if n_nan else array)
+        self.values, self.counts = _merge_counts(self.values, self.counts, values, counts)
+        self._maybe_compress()
+
+    def merge(self, other: NumericSketch) -> None:
+        self.values, self.counts = _merge_counts(self.values, self.counts, other.values, other.counts)
+        self.missing += other.missing
+        self.compressed = self.compressed or other.compressed
+        self._maybe_compress()
+
+    def _maybe_compress(self) -> None:
+        import numpy as np
+
+        if self.values.size <= self.sketch_size:
+            return
+        points = max(self.sketch_size // 2, 2)
+        cum = np.cumsum(self.counts)
+        targets = np.linspace(0, cum[-1], points + 1)[1:]
+        keep = np.concatenate(([0], np.searchsorted(cum, targets, side="left"), [cum.size - 1]))
+        keep = keep[np.concatenate(([True], keep[1:] != keep[:-1]))]  # sorted already: drop repeats
+        self.values = self.values[keep]
+        self.counts = np.diff(np.concatenate(([0], cum[keep])))
+        self.compressed = True
+
+    # statistics from the sketch --------------------------------------------------------
+
+    def mean(self) -> float | None:
+        import numpy as np
+
+        return float(np.average(self.values, weights=self.counts)) if self.count else None
+
+    def std(self) -> float | None:
+        import numpy as np
+
+        if not self.count:
+            return None
+        mean = np.average(self.values, weights=self.counts)
+        return float(math.sqrt(np.average((self.values - mean) ** 2, weights=self.counts)))
+
+    def quantiles(self, qs):
+        """Quantiles as ``numpy.quantile`` (linear interpolation) of the expanded sample."""
+        import numpy as np
+
+        cum = np.cumsum(self.counts)
+        h = np.asarray(qs, dtype=np.float64) * (cum[-1] - 1)
+        lo = np.floor(h)
+        # value at 0-based rank r: the first distinct value whose cumulative count exceeds r
+        at = lambda r: self.values[np.clip(np.searchsorted(cum, r, side="right"), 0, cum.size - 1)]
+        a, b = at(lo), at(lo + 1)
+        return a + (h - lo) * (b - a)
+
+    def cdf_at(self, points, side: str = "right"):
+        """Counts of values ``<= points`` (``side='right'``) or ``< points`` (``'left'``)."""
+        import numpy as np
+
+        cum = np.concatenate(([0], np.cumsum(self.counts)))
+        return cum[np.searchsorted(self.values, points, side=side)]
+
+    def expand(self, limit: int | None = None):
+        """The values as a sample (each repeated by its count); above ``limit`` values, an
+        evenly spaced quantile sample of that size."""
+        import numpy as np
+
+        if limit is None or self.count <= limit:
+            return np.repeat(self.values, self.counts)
+        return self.quantiles((np.arange(limit) + 0.5) / limit)
+
+    def to_categories(self) -> CategoricalSketch:
+        out = CategoricalSketch(missing=self.missing, max_categories=max(self.values.size, 1))
+        out.add_counts((_fmt(v), c) for v, c in zip(self.values.tolist(), self.counts.tolist()))
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": NUMERIC, "count": self.count, "missing": self.missing, "distinct": self.distinct,
+                "compressed": self.compressed, "min": float(self.values[0]) if self.count else None,
+                "max": float(self.values[-1]) if self.count else None, "mean": self.mean(), "std": self.std()}
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@attrs.define
+class CategoricalSketch:
+    """Count of every category; categories beyond ``max_categories`` go to ``overflow``."""
+
+    counts: dict[str, int] = attrs.field(factory=dict)
+    missing: int = 0
+    overflow: int = 0  # rows in categories that did not fit
+    overflow_distinct: int = 0
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+    kind: ClassVar[str] = CATEGORICAL
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts.values()) + self.overflow
+
+    @property
+    def total(self) -> int:
+        return self.count + self.missing
+
+    @property
+    def distinct(self) -> int:
+        return len(self.counts) + self.overflow_distinct
+
+    def add_arrow(self, array) -> None:
+        """Add a pyarrow array of any type (values counted by their string form)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        self.missing += array.null_count
+        if pa.types.is_dictionary(array.type):
+            array = array.cast(array.type.value_type)
+        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+            array = array.cast(pa.string())
+        vc = pc.value_counts(array.drop_null())
+        self.add_counts(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+
+    def add_counts(self, pairs) -> None:
+        counts = self.counts
+        for value, n in pairs:
+            if value in counts:
+                counts[value] += int(n)
+            elif len(counts) < self.max_categories:
+                counts[value] = int(n)
+            else:
+                self.overflow += int(n)
+                self.overflow_distinct += 1
+
+    def merge(self, other: CategoricalSketch) -> None:
+        self.add_counts(other.counts.items())
+        self.missing += other.missing
+        self.overflow += other.overflow
+        self.overflow_distinct += other.overflow_distinct
+
+    def to_categories(self) -> CategoricalSketch:
+        return self
+
+    def summary(self) -> dict[str, Any]:
+        top = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        return {"kind": CATEGORICAL, "count": self.count, "missing": self.missing, "distinct": self.distinct,
+                "overflow": self.overflow, "top": top}
+
+
+def aligned_counts(ref: CategoricalSketch, cur: CategoricalSketch):
+    """(categories, reference counts, current counts) over the union of categories."""
+    import numpy as np
+
+    cats = sorted(set(ref.counts) | set(cur.counts))
+    r = np.array([ref.counts.get(c, 0) for c in cats], dtype=np.float64)
+    c = np.array([cur.counts.get(c, 0) for c in cats], dtype=np.float64)
+    if ref.overflow or cur.overflow:
+        cats.append("(other)")
+        r, c = np.append(r, ref.overflow), np.append(c, cur.overflow)
+    return cats, r, c
+
+
+def ecdf_diff(ref: NumericSketch, cur: NumericSketch):
+    """``(grid, F_ref - F_cur)`` on the sorted union of both sketches' values.
+
+    One stable argsort merges the two sorted runs; the CDF difference is an exact integer
+    cumulative sum (counts weighted by the other side's size) divided once.
+    """
+    import numpy as np
+
+    n1, n2 = ref.count, cur.count
+    values = np.concatenate((ref.values, cur.values))
+    weights = np.concatenate((ref.counts * n2, cur.counts * -n1))
+    order = np.argsort(values, kind="stable")  # merge of two sorted runs
+    values = values[order]
+    diff = np.cumsum(weights[order])
+    scale = 1.0 / (n1 * n2)
+    ties = values[1:] == values[:-1]
+    if not ties.any():  # continuous data: every position ends its own group
+        diff = diff * scale
+        return values, diff
+    last = np.flatnonzero(~np.append(ties, False))  # end of each tie group
+    return values[last], diff[last] * scale
+
+
+# --- Tests --------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _Test(DriftTest):
+    """Common parameters; ``applies_to`` is ``numeric``, ``categorical`` or ``both``."""
+
+    version: ClassVar[str] = "1"
+    threshold_type: ClassVar[str] = "p_value"
+    applies_to: ClassVar[str] = "both"
+    multivariate: ClassVar[bool] = False
+    threshold: float = 0.05
+
+    def decide(self, statistic: float, p_value: float | None) -> bool:
+        if self.threshold_type == "p_value":
+            return bool(p_value < self.threshold)
+        return bool(statistic >= self.threshold)
+
+    def result(self, column: str, statistic: float, *, n_reference: int, n_current: int,
+               p_value: float | None = None, method: str = "", **details: Any) -> DriftResult:
+        statistic = float(statistic)
+        p_value = None if p_value is None else float(min(max(p_value, 0.0), 1.0))
+        return DriftResult(column=column, test=self.name, test_version=self.version, statistic=statistic,
+                           threshold=self.threshold, threshold_type=self.threshold_type,
+                           drifted=self.decide(statistic, p_value), n_reference=n_reference,
+                           n_current=n_current, p_value=p_value, method=method or self.name, details=details)
+
+    def run(self, column: str, ref, cur) -> DriftResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@attrs.frozen(kw_only=True)
+class KSTest(_Test):
+    """Two-sample Kolmogorov–Smirnov; p-value as ``scipy.stats.ks_2samp`` (method auto)."""
+
+    name: ClassVar[str] = "ks"
+    applies_to: ClassVar[str] = NUMERIC
+
+    def run(self, column, ref, cur):
+        import numpy as np
+        from scipy import stats
+
+        n1, n2 = ref.count, cur.count
+        if max(n1, n2) <= 10_000 and not (ref.compressed or cur.compressed):
+            res = stats.ks_2samp(ref.expand(), cur.expand(), method="exact")
+            return self.result(column, res.statistic, p_value=res.pvalue, n_reference=n1, n_current=n2,
+                               method="ks_2samp exact")
+        _, diff = ecdf_diff(ref, cur)
+        d = float(np.max(np.abs(diff)))
+        m, n = sorted([float(n1), float(n2)], reverse=True)
+        p = float(stats.kstwo.sf(d, np.round(m * n / (m + n))))
+        approx = " (sketch)" if ref.compressed or cur.compressed else ""
+        return self.result(column, d, p_value=p, n_reference=n1, n_current=n2, method=f"ks_2samp asymptotic{approx}")
+
+
+@attrs.frozen(kw_only=True)
+class ChiSquaredTest(_Test):
+    """Chi-squared test of homogeneity on the 2 x k table of category counts
+    (``scipy.stats.chi2_contingency``, Yates' correction only when k = 2)."""
+
+    name: ClassVar[str] = "chi2"
+    applies_to: ClassVar[str] = CATEGORICAL
+
+    def run(self, column, ref, cur):
+        import numpy as np
+        from scipy import stats
+
+        ref, cur = ref.to_categories(), cur.to_categories()
+        _, r, c = aligned_counts(ref, cur)
+        table = np.vstack((r, c))
+        table = table[:, table.sum(axis=0) > 0]
+        if table.shape[1] < 2:
+            return self.result(column, 0.0, p_value=1.0, n_reference=ref.count, n_current=cur.count,
+                               method="chi2_contingency", categories=table.shape[1], note="one category on both sides")
+        res = stats.chi2_contingency(table)
+        return self.result(column, res.statistic, p_value=res.pvalue, n_reference=ref.count, n_current=cur.count,
+                           method="chi2_contingency", dof=int(res.dof))
+
+
+def _psi(p, q, eps: float):
+    import numpy as np
+
+    p, q = np.maximum(p, eps), np.maximum(q, eps)
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+@attrs.frozen(kw_only=True)
+class PSITest(_Test):
+    """Population stability index over ``bins`` reference-quantile bins (numeric) or the
+    categories (categorical); empty bins count as ``eps``. 0.1 is a moderate, 0.2 a major shift."""
+
+    name: ClassVar[str] = "psi"
+    threshold_type: ClassVar[str] = "distance"
+    threshold: float = 0.2
+    bins: int = 10
+    eps: float = 1e-4
+
+    def run(self, column, ref, cur):
+        import numpy as np
+
+        if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch) and ref.distinct > self.bins:
+            inner = np.unique(ref.quantiles(np.arange(1, self.bins) / self.bins))
+            # bins (-inf, e1], (e1, e2], ..., (e_last, inf): counts from the cumulative sketches
+            rc = np.diff(np.concatenate(([0], ref.cdf_at(inner), [ref.count])))
+            cc = np.diff(np.concatenate(([0], cur.cdf_at(inner), [cur.count])))
+            method = f"psi {inner.size + 1} quantile bins"
+        else:
+            _, rc, cc = aligned_counts(ref.to_categories(), cur.to_categories())
+            method = "psi categories"
+        value = _psi(rc / rc.sum(), cc / cc.sum(), self.eps)
+        return self.result(column, value, n_reference=ref.count, n_current=cur.count, method=method)
+
+
+@attrs.frozen(kw_only=True)
+class WassersteinTest(_Test):
+    """Wasserstein-1 distance (``scipy.stats.wasserstein_distance``) divided by the
+    reference's standard deviation (at least ``min_std``), so the threshold is in
+    units of the reference's spread."""
+
+    name: ClassVar[str] = "wasserstein"
+    threshold_type: ClassVar[str] = "distance"
+    applies_to: ClassVar[str] = NUMERIC
+    threshold: float = 0.1
+    min_std: float = 0.001
+
+    def run(self, column, ref, cur):
+        import numpy as np
+
+        grid, diff = ecdf_diff(ref, cur)
+        w = float(np.dot(np.abs(diff[:-1]), np.diff(grid))) if grid.size > 1 else 0.0
+        norm = max(ref.std() or 0.0, self.min_std)
+        return self.result(column, w / norm, n_reference=ref.count, n_current=cur.count,
+                           method="wasserstein_distance / std(reference)", wasserstein=w, reference_std=norm)
+
+
+@attrs.frozen(kw_only=True)
+class JensenShannonTest(_Test):
+    """Jensen–Shannon distance (``scipy.spatial.distance.jensenshannon``, natural log, so
+    0 <= d <= sqrt(ln 2)) between category shares, or between ``bins`` equal-width bins
+    over the combined range for numeric columns."""
+
+    name: ClassVar[str] = "jensenshannon"
+    threshold_type: ClassVar[str] = "distance"
+    threshold: float = 0.1
+    bins: int = 30
+
+    def run(self, column, ref, cur):
+        import numpy as np
+        from scipy.spatial import distance
+
+        if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch):
+            lo = min(ref.values[0], cur.values[0])
+            hi = max(ref.values[-1], cur.values[-1])
+            edges = np.linspace(lo, hi, self.bins + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+            # np.histogram bins: [e_k, e_k+1), the last one closed
+            rc = np.diff(np.concatenate((ref.cdf_at(edges[:-1], side="left"), [ref.count])))
+            cc = np.diff(np.concatenate((cur.cdf_at(edges[:-1], side="left"), [cur.count])))
+            method = f"jensenshannon {edges.size - 1} equal-width bins"
+        else:
+            _, rc, cc = aligned_counts(ref.to_categories(), cur.to_categories())
+            method = "jensenshannon categories"
+        value = float(distance.jensenshannon(rc / rc.sum(), cc / cc.sum()))
+        return self.result(column, 0.0 if math.isnan(value) else value, n_reference=ref.count,
+                           n_current=cur.count, method=method)
+
+
+@attrs.frozen(kw_only=True)
+class AndersonDarlingTest(_Test):
+    """k-sample Anderson–Darling (``scipy.stats.anderson_ksamp``, midrank). scipy caps the
+    p-value to [0.001, 0.25]. Sides larger than ``max_sample`` values are replaced by an
+    evenly spaced quantile sample of that size (reported in ``method``)."""
+
+    name: ClassVar[str] = "anderson"
+    applies_to: ClassVar[str] = NUMERIC
+    max_sample: int = 50_000
+
+    def run(self, column, ref, cur):
+        import warnings
+
+        from scipy import stats
+
+        a, b = ref.expand(self.max_sample), cur.expand(self.max_sample)
+        sampled = ref.count > self.max_sample or cur.count > self.max_sample
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "p-value capped" warnings; the cap is documented
+            res = stats.anderson_ksamp([a, b])
+        return self.result(column, res.statistic, p_value=res.pvalue, n_reference=ref.count, n_current=cur.count,
+                           method="anderson_ksamp" + (f" (quantile sample of {self.max_sample})" if sampled else ""))
+
+
+@attrs.frozen(kw_only=True)
+class ZScoreTest(_Test):
+    """Shift of the mean in reference standard deviations."""
+
+    name: ClassVar[str] = "zscore"
+    threshold_type: ClassVar[str] = "std"
+    applies_to: ClassVar[str] = NUMERIC
+    threshold: float = 0.5
+
+    def run(self, column, ref, cur):
+        shift = abs((cur.mean() or 0.0) - (ref.mean() or 0.0)) / max(ref.std() or 0.0, 1e-12)
+        return self.result(column, min(shift, 1e12), n_reference=ref.count, n_current=cur.count,
+                           method="|mean(current) - mean(reference)| / std(reference)")
+
+
+@attrs.frozen(kw_only=True)
+class DomainClassifierTest(_Test):
+    """Multivariate: ROC AUC of a gradient-boosted classifier telling reference rows from
+    current rows (``cv``-fold cross-validated, on row samples of at most ``sample_rows``
+    per side). 0.5 means indistinguishable."""
+
+    name: ClassVar[str] = "domain_classifier"
+    threshold_type: ClassVar[str] = "distance"
+    applies_to: ClassVar[str] = "both"
+    multivariate: ClassVar[bool] = True
+    threshold: float = 0.55
+    sample_rows: int = 5_000
+    cv: int = 3
+    seed: int = 0
+
+    def run_frames(self, reference, current, columns) -> DriftResult:
+        import numpy as np
+        import pandas as pd
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import cross_val_predict
+
+        rng = np.random.default_rng(self.seed)
+        ref = reference.sample(min(len(reference), self.sample_rows), random_state=int(rng.integers(1 << 31)))
+        cur = current.sample(min(len(current), self.sample_rows), random_state=int(rng.integers(1 << 31)))
+        frame = pd.concat([ref[columns], cur[columns]], ignore_index=True)
+        y = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
+        X = pd.DataFrame(index=frame.index)
+        categorical = []
+        for col in columns:
+            s = frame[col]
+            if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                X[col] = s.astype("float64")
+            else:
+                X[col] = s.astype("string").astype("category").cat.codes.replace(-1, np.nan).astype("float64")
+                categorical.append(len(X.columns) - 1)
+        model = HistGradientBoostingClassifier(max_iter=100, categorical_features=categorical or None,
+                                               random_state=self.seed)
+        folds = max(2, min(self.cv, len(ref), len(cur)))
+        proba = cross_val_predict(model, X, y, cv=folds, method="predict_proba")[:, 1]
+        auc = float(roc_auc_score(y, proba))
+        return self.result("*", auc, n_reference=len(ref), n_current=len(cur),
+                           method=f"HistGradientBoosting {folds}-fold ROC AUC", columns=list(columns))
+
+
+TESTS: tuple[type, ...] = (KSTest, ChiSquaredTest, PSITest, WassersteinTest, JensenShannonTest,
+                           AndersonDarlingTest, ZScoreTest, DomainClassifierTest)
+
+
+def default_test(kind: str, n_reference: int, distinct: int) -> str:
+    """The test a column gets unless configured: see the module docstring."""
+    numeric = kind == NUMERIC and distinct > LOW_CARDINALITY
+    if n_reference <= SMALL_SAMPLE:
+        return "ks" if numeric else "chi2"
+    return "wasserstein" if numeric else "jensenshannon"
+
+
+def run_test(test, column: str, ref, cur) -> DriftResult:
+    """Run ``test`` on two sketches, converting low-cardinality numeric sketches to categories
+    for category tests."""
+    if test.applies_to == CATEGORICAL or not (isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch)):
+        if test.applies_to == NUMERIC:
+            raise ConfigError(f"drift test '{test.name}' needs a numeric column; '{column}' is categorical")
+        ref, cur = ref.to_categories(), cur.to_categories()
+    return test.run(column, ref, cur)
+
+
+@hookimpl
+def tether_add_backends(backends):
+    for cls in TESTS:
+        backends.add(cls)
