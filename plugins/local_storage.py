@@ -3,12 +3,16 @@
 Layout: ``<root>/<digest[:2]>/<digest[2:]><suffix>``. A write goes to ``<root>/.tmp/`` first
 and is renamed into place, so an object is either whole or absent. Digests are BLAKE3
 (cryptographic, multi-threaded, several GB/s), checked on every read.
+
+The methods below are the storage interface documented in ``docs/storage.md``; the S3
+backend in ``tether.contrib.s3`` implements the same ones.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, ClassVar, Iterator
 
@@ -26,6 +30,18 @@ def blake3_hasher():
     import blake3
 
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
+
+
+def hash_file(path: str | os.PathLike) -> str:
+    """BLAKE3 hex digest of a file, read in chunks (bounded memory and address space,
+    unlike mapping the whole file)."""
+    hasher = blake3_hasher()
+    with open(path, "rb", buffering=0) as fh:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        while n := fh.readinto(buf):
+            hasher.update(view[:n])
+    return hasher.hexdigest()
 
 
 def safe_join(root: Path, key: str) -> Path:
@@ -72,6 +88,7 @@ class LocalStorage(Storage):
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_path, dest)
+            _fsync_dir(dest.parent)
         return ObjectRef(key=key, digest=f"blake3:{digest_hex}", size=size, media_type=media_type)
 
     def put_bytes(self, data: bytes, *, suffix: str = "", media_type: str = "application/octet-stream") -> ObjectRef:
@@ -92,11 +109,12 @@ class LocalStorage(Storage):
                  move: bool = False) -> ObjectRef:
         """Store a file; with ``move`` a file already on the same filesystem is renamed in."""
         path = Path(path)
-        hasher = blake3_hasher()
-        hasher.update_mmap(path) if path.stat().st_size else hasher.update(b"")
+        digest_hex = hash_file(path)
         size = path.stat().st_size
         if move and path.parent.resolve() == self._tmp_dir().resolve():
-            return self._commit(path, hasher.hexdigest(), size, suffix, media_type)
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())  # durable before it becomes visible
+            return self._commit(path, digest_hex, size, suffix, media_type)
         fd, tmp = tempfile.mkstemp(dir=self._tmp_dir())
         try:
             with os.fdopen(fd, "wb") as out, path.open("rb") as src:
@@ -104,7 +122,7 @@ class LocalStorage(Storage):
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())
-            return self._commit(Path(tmp), hasher.hexdigest(), size, suffix, media_type)
+            return self._commit(Path(tmp), digest_hex, size, suffix, media_type)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -126,10 +144,7 @@ class LocalStorage(Storage):
         return self.local_path(ref).open("rb")
 
     def digest_of(self, ref: ObjectRef) -> str:
-        hasher = blake3_hasher()
-        path = self.local_path(ref)
-        hasher.update_mmap(path) if path.stat().st_size else hasher.update(b"")
-        return f"blake3:{hasher.hexdigest()}"
+        return f"blake3:{hash_file(self.local_path(ref))}"
 
     def verify(self, ref: ObjectRef) -> None:
         actual = self.digest_of(ref)
@@ -150,12 +165,70 @@ class LocalStorage(Storage):
             )
         return data
 
+    def verified_path(self, ref: ObjectRef) -> Path:
+        """A local file holding the object, checked against its digest (streaming, no full read
+        into memory); readers open it with pyarrow without another copy."""
+        self.verify(ref)
+        return self.local_path(ref)
+
     def iter_keys(self) -> Iterator[str]:
+        """Every committed object key (temp files of writes in progress are not objects)."""
         if not self.path.exists():
             return
         for path in self.path.rglob("*"):
             if path.is_file() and ".tmp" not in path.relative_to(self.path).parts:
                 yield path.relative_to(self.path).as_posix()
+
+    def digest_of_key(self, key: str) -> str:
+        """BLAKE3 of the object stored under ``key`` (for ``tether verify``)."""
+        path = safe_join(self.path, key)
+        if not path.is_file():
+            raise NotFoundError(f"object '{key}' is missing from storage '{self.path}'")
+        return f"blake3:{hash_file(path)}"
+
+    @staticmethod
+    def digest_in_key(key: str) -> str | None:
+        """The digest a content-addressed key names (``ab/cdef...`` -> ``blake3:abcdef...``)."""
+        head, _, tail = key.partition("/")
+        hexpart = head + tail.split(".", 1)[0]
+        if len(head) == 2 and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
+            return f"blake3:{hexpart}"
+        return None
+
+    def iter_temp(self) -> Iterator[tuple[str, float]]:
+        """Leftovers of interrupted writes: (name, age in seconds)."""
+        tmp = self.path / ".tmp"
+        if not tmp.is_dir():
+            return
+        now = time.time()
+        for path in tmp.iterdir():
+            try:
+                yield path.name, now - path.stat().st_mtime
+            except FileNotFoundError:  # finished meanwhile
+                continue
+
+    def delete_temp(self, name: str) -> None:
+        (self.path / ".tmp" / Path(name).name).unlink(missing_ok=True)
+
+    def delete(self, key: str) -> None:
+        """Remove an object (only ``tether verify --gc`` does, for unreferenced objects)."""
+        safe_join(self.path, key).unlink(missing_ok=True)
+
+    def describe(self) -> str:
+        return f"local:{self.path}"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @hookimpl
