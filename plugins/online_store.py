@@ -1,0 +1,323 @@
+"""Online stores: the latest value of every feature per entity, for serving.
+
+:class:`OnlineStoreBase` holds the logic every online store shares, on top of three
+backend methods (see :class:`tether.backends.OnlineStore`):
+
+* :meth:`~OnlineStoreBase.materialize` takes a feature frame (entity, feature timestamp,
+  feature columns), keeps per entity and feature the latest row that is available (with
+  ``as_of``, only rows whose ``feature_timestamp + lag <= as_of``), encodes every value,
+  and only then writes, in one all-or-nothing write. A stored value is replaced only by a
+  value with a newer feature timestamp, so materialisation is incremental (feed it only
+  new rows) and idempotent (re-running it changes nothing).
+* :meth:`~OnlineStoreBase.get_online_features` returns one row per requested entity, in
+  order, with each feature's value, its feature timestamp (``<feature>__timestamp``) and
+  its age at ``now`` (``<feature>__age``); a value older than its ``ttl`` counts as missing,
+  and entities never materialised get nulls (or raise with ``strict=True``).
+
+The built-in backend keeps everything in one SQLite file in the workspace
+(``<workspace>/online.db``); ``tether.contrib.redis_online`` does the same in Redis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Sequence
+
+import attrs
+
+from tether import hookimpl
+from tether.backends import OnlineStore
+from tether.errors import ConfigError, DataError, NotFoundError, StoreError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+#: One stored value: (entity id, feature, JSON-encoded value, feature timestamp in ns).
+Row = tuple[str, str, str, int]
+
+
+def _entity_key(value: Any) -> str:
+    """Entity ids are stored as text: ``42`` and ``"42"`` name the same entity."""
+    if hasattr(value, "item"):
+        value = value.item()
+    return str(value)
+
+
+def _json_default(value: Any):
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, (pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, (pd.Timedelta, np.timedelta64)):
+        return pd.Timedelta(value).isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} values cannot be stored online")
+
+
+def encode_value(value: Any, *, feature: str) -> str:
+    """A feature value as JSON text; NaN and NA become ``null``."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, (str, bytes, list, dict)) and pd.isna(value)):
+        return "null"
+    if hasattr(value, "item") and not isinstance(value, (pd.Timestamp, pd.Timedelta)):
+        value = value.item()
+    if isinstance(value, float) and math.isinf(value):
+        raise DataError(f"feature '{feature}' has an infinite value, which JSON cannot hold; clip it first")
+    try:
+        return json.dumps(value, default=_json_default, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"feature '{feature}': value {value!r} cannot be stored online: {exc}") from None
+
+
+def latest_rows(frame: Any, *, entity: str, feature_time: str, features: Sequence[str] | None = None,
+                as_of: Any = None, lag: Any = None) -> tuple[list[Row], list[str]]:
+    """Per entity and feature, the latest available row, encoded; checks the input first."""
+    import numpy as np
+    import pandas as pd
+
+    from tether.plugins.pit import to_timedelta
+
+    if not isinstance(frame, pd.DataFrame):
+        import pyarrow as pa
+
+        if not isinstance(frame, pa.Table):
+            raise DataError(f"materialize needs a pandas DataFrame or Arrow table, got {type(frame).__name__}")
+        frame = frame.to_pandas()
+    missing = [c for c in (entity, feature_time) if c not in frame]
+    if missing:
+        raise DataError(f"feature frame has no column {missing[0]!r} (columns: {', '.join(map(str, frame.columns))})")
+    names = list(features) if features is not None else [c for c in frame.columns if c not in (entity, feature_time)]
+    unknown = [c for c in names if c not in frame]
+    if unknown:
+        raise DataError(f"feature frame has no feature column {unknown[0]!r}")
+    if not names:
+        raise DataError("feature frame has no feature columns to materialize")
+    ts = frame[feature_time]
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        raise DataError(f"column '{feature_time}' must hold timestamps, got {ts.dtype}")
+    if ts.isna().any():
+        raise DataError(f"column '{feature_time}' has {int(ts.isna().sum())} null feature timestamps; "
+                        "drop or fill them before materializing")
+    if frame[entity].isna().any():
+        raise DataError(f"entity column '{entity}' has {int(frame[entity].isna().sum())} nulls; drop those rows")
+    dup = frame.duplicated([entity, feature_time])
+    if dup.any():
+        first = frame.loc[dup, [entity, feature_time]].iloc[0].tolist()
+        raise DataError(f"{int(dup.sum())} rows repeat an ({entity}, {feature_time}) pair, e.g. {first}; "
+                        "the value at that time is ambiguous: deduplicate the feature frame")
+    ts_utc = ts.dt.tz_convert("UTC") if ts.dt.tz is not None else ts.dt.tz_localize("UTC")
+    ts_ns = ts_utc.astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    lags = lag if isinstance(lag, Mapping) else {c: lag for c in names}
+    cutoff = None
+    if as_of is not None:
+        as_of = pd.Timestamp(as_of)
+        cutoff = (as_of.tz_convert("UTC") if as_of.tzinfo else as_of.tz_localize("UTC")).value
+    keys = frame[entity].map(_entity_key).to_numpy()
+    rows: list[Row] = []
+    for name in names:
+        usable = np.ones(len(frame), dtype=bool)
+        if cutoff is not None:
+            delta = to_timedelta(lags.get(name), what=f"lag of '{name}'")
+            usable = ts_ns + (delta.value if delta is not None else 0) <= cutoff
+        if not usable.any():
+            continue
+        part = pd.DataFrame({"k": keys[usable], "t": ts_ns[usable], "v": frame[name].to_numpy(dtype=object)[usable]})
+        latest = part.sort_values("t", kind="stable").drop_duplicates("k", keep="last")
+        rows.extend((k, name, encode_value(v, feature=name), int(t))
+                    for k, v, t in zip(latest["k"], latest["v"], latest["t"]))
+    return rows, names
+
+
+class OnlineStoreBase(OnlineStore):
+    """Materialisation and lookup on top of a backend's ``write``/``read``/``check``."""
+
+    def materialize(self, frame: Any, *, view: str, entity: str, feature_time: str,
+                    features: Sequence[str] | None = None, as_of: Any = None, lag: Any = None) -> dict[str, int]:
+        """Write the latest available value per entity and feature; returns counts.
+
+        ``written`` counts values that changed, ``unchanged`` those already as new or newer.
+        Nothing is written unless every value could be encoded and the store is reachable.
+        """
+        if not view or ":" in view:
+            raise ConfigError(f"online view name {view!r} must be non-empty and contain no ':'")
+        rows, names = latest_rows(frame, entity=entity, feature_time=feature_time, features=features,
+                                  as_of=as_of, lag=lag)
+        self.check()
+        written = self.write(view, rows, entity=entity, features=names)
+        return {"written": written, "unchanged": len(rows) - written, "entities": len({r[0] for r in rows})}
+
+    def get_online_features(self, entity_ids: Iterable[Any], *, view: str, features: Sequence[str] | None = None,
+                            now: Any = None, ttl: Any = None, strict: bool = False) -> pd.DataFrame:
+        """One row per requested entity: values, ``<f>__timestamp`` and ``<f>__age`` at ``now``."""
+        import numpy as np
+        import pandas as pd
+
+        from tether.plugins.pit import to_timedelta
+
+        ids = list(entity_ids)
+        meta = self.view_info(view)
+        if meta is None:
+            raise NotFoundError(f"online view '{view}' has never been materialized in {self.describe()}")
+        names = list(features) if features is not None else list(meta["features"])
+        unknown = [f for f in names if f not in meta["features"]]
+        if unknown:
+            raise NotFoundError(f"online view '{view}' has no feature '{unknown[0]}' "
+                                f"(features: {', '.join(meta['features'])})")
+        keys = [_entity_key(i) for i in ids]
+        found = self.read(view, keys, names)
+        if strict:
+            absent = [i for i, k in zip(ids, keys) if not any((k, f) in found for f in names)]
+            if absent:
+                raise NotFoundError(f"online view '{view}' has no values for entities {absent[:5]}"
+                                    f"{' ...' if len(absent) > 5 else ''}; materialize them first")
+        now_ts = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+        now_ts = now_ts.tz_convert("UTC") if now_ts.tzinfo else now_ts.tz_localize("UTC")
+        ttls = ttl if isinstance(ttl, Mapping) else {f: ttl for f in names}
+        out: dict[str, Any] = {meta["entity"]: ids}
+        for name in names:
+            limit = to_timedelta(ttls.get(name), what=f"ttl of '{name}'")
+            values, stamps = [], []
+            for k in keys:
+                hit = found.get((k, name))
+                stamp = None if hit is None else pd.Timestamp(hit[1], tz="UTC")
+                if hit is None or (limit is not None and now_ts - stamp > limit):
+                    values.append(None)
+                    stamps.append(pd.NaT if hit is None else stamp)
+                else:
+                    values.append(json.loads(hit[0]))
+                    stamps.append(stamp)
+            column = pd.Series(values, dtype=object)
+            converted = pd.to_numeric(column, errors="coerce")
+            if column.notna().sum() == converted.notna().sum():  # all numbers (or missing)
+                column = converted.astype("float64") if converted.isna().any() else converted
+            out[name] = column.to_numpy() if column.dtype != object else np.asarray(values, dtype=object)
+            out[f"{name}__timestamp"] = pd.to_datetime(pd.Series(stamps, dtype="datetime64[ns, UTC]"))
+            out[f"{name}__age"] = now_ts - out[f"{name}__timestamp"]
+        return pd.DataFrame(out)
+
+    # Backends implement: check(), write(view, rows, *, entity, features) -> int,
+    # read(view, keys, features) -> {(key, feature): (json, ts_ns)}, view_info(view),
+    # drop_view(view), describe().
+
+
+@attrs.define(kw_only=True)
+class SQLiteOnlineStore(OnlineStoreBase):
+    """The latest feature values in a SQLite file (``<workspace>/online.db`` by default)."""
+
+    name: ClassVar[str] = "sqlite"
+    workspace: str = ".tether"
+    path: str | None = None
+    _conn: sqlite3.Connection | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def file(self) -> Path:
+        return Path(self.path) if self.path else Path(self.workspace) / "online.db"
+
+    def describe(self) -> str:
+        return f"sqlite:{self.file}"
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.file, timeout=30, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(
+                    """CREATE TABLE IF NOT EXISTS online_values (
+                           view TEXT NOT NULL, entity TEXT NOT NULL, feature TEXT NOT NULL,
+                           value TEXT NOT NULL, feature_ts INTEGER NOT NULL,
+                           PRIMARY KEY (view, entity, feature)) WITHOUT ROWID;
+                       CREATE TABLE IF NOT EXISTS online_views (
+                           view TEXT PRIMARY KEY, entity TEXT NOT NULL, features TEXT NOT NULL);""")
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(f"online store '{self.file}' cannot be opened: {exc}") from None
+            self._conn = conn
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def check(self) -> None:
+        self._connect()
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def write(self, view: str, rows: list[Row], *, entity: str, features: Sequence[str]) -> int:
+        try:
+            with self._transaction() as conn:
+                before = conn.total_changes
+                conn.executemany(
+                    """INSERT INTO online_values (view, entity, feature, value, feature_ts)
+                       VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT (view, entity, feature) DO UPDATE
+                       SET value = excluded.value, feature_ts = excluded.feature_ts
+                       WHERE excluded.feature_ts > online_values.feature_ts""",
+                    [(view, k, f, v, t) for k, f, v, t in rows])
+                written = conn.total_changes - before
+                known = conn.execute("SELECT entity, features FROM online_views WHERE view = ?", (view,)).fetchone()
+                merged = list(json.loads(known[1])) if known else []
+                merged += [f for f in features if f not in merged]
+                conn.execute("INSERT OR REPLACE INTO online_views (view, entity, features) VALUES (?, ?, ?)",
+                             (view, entity, json.dumps(merged)))
+        except sqlite3.Error as exc:
+            raise StoreError(f"online store '{self.file}': write to view '{view}' failed, nothing written: {exc}") from None
+        return written
+
+    def read(self, view: str, keys: Sequence[str], features: Sequence[str]) -> dict[tuple[str, str], tuple[str, int]]:
+        conn = self._connect()
+        found: dict[tuple[str, str], tuple[str, int]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            fmarks = ",".join("?" * len(features))
+            for k, f, v, t in conn.execute(
+                    f"SELECT entity, feature, value, feature_ts FROM online_values WHERE view = ? "
+                    f"AND entity IN ({marks}) AND feature IN ({fmarks})", [view, *chunk, *features]):
+                found[(k, f)] = (v, t)
+        return found
+
+    def view_info(self, view: str) -> dict[str, Any] | None:
+        row = self._connect().execute("SELECT entity, features FROM online_views WHERE view = ?", (view,)).fetchone()
+        return None if row is None else {"entity": row[0], "features": json.loads(row[1])}
+
+    def drop_view(self, view: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM online_values WHERE view = ?", (view,))
+            conn.execute("DELETE FROM online_views WHERE view = ?", (view,))
+
+    def count(self, view: str) -> int:
+        return self._connect().execute("SELECT COUNT(*) FROM online_values WHERE view = ?", (view,)).fetchone()[0]
+
+
+def open_online_store(host, plugin: str = "sqlite", params: dict[str, Any] | None = None, *,
+                      workspace: str | Path | None = None):
+    """An online store backend by name, given the workspace folder when it takes one."""
+    cls = host.backends.get("online_store", plugin, where="online_store")
+    params = dict(params or {})
+    if workspace is not None and "workspace" in attrs.fields_dict(cls):
+        params.setdefault("workspace", str(workspace))
+    return host.backends.create("online_store", plugin, params, where="online_store")
+
+
+@hookimpl
+def tether_add_backends(backends):
+    backends.add(SQLiteOnlineStore)

@@ -1,0 +1,389 @@
+"""Point-in-time correct joins: what was known about each entity at each prediction time.
+
+:func:`point_in_time_join` attaches to every row of an entity table (entity key,
+prediction timestamp, usually a label) the latest feature values that were *available*
+at that row's prediction time. It runs one DuckDB ``ASOF LEFT JOIN`` per group of
+features sharing a lag and a TTL, on Arrow tables registered without copying; only keys,
+timestamps and row numbers go through the join, and values are gathered afterwards.
+
+The rules, for one entity row ``(k, p)`` and one feature:
+
+* a feature row ``(k, t, value)`` becomes available at ``a = t + lag`` (and, when the
+  table has an ``available_at`` column, at the later of that and ``t + lag``);
+* the row used is the one with the greatest ``a`` such that ``a <= p`` (equality counts:
+  a value available exactly at prediction time is used);
+* with a ``ttl``, that value counts as missing when ``p - t > ttl`` (its age at prediction
+  time, measured from the feature timestamp, exceeds the TTL); tether does not fall back
+  to an older value, which would be older still;
+* the latest row wins even when its value is null: a null is a known missing value;
+* entities with no available row (unknown entities, null entity keys, rows before the
+  entity's first value) get nulls.
+
+Ties and bad input:
+
+* two feature rows with the same entity and feature timestamp are ambiguous when the join
+  uses one of them, and raise :class:`~tether.errors.DataError` (``duplicates="error"``, the
+  default; duplicates no entity row can reach change nothing and pass);
+  ``duplicates="last"`` keeps the one that comes last in the input instead;
+* with ``available_at``, rows of one entity that become available at the same instant
+  are resolved in favour of the greatest feature timestamp;
+* several entity rows with the same key and prediction time each get the same values;
+  the output keeps the entity table's rows, in its order, with its columns unchanged;
+* null prediction or feature timestamps, and null entity keys in a feature table, raise
+  :class:`~tether.errors.DataError` naming the column;
+* timestamps are compared as instants at nanosecond precision: time zones may differ
+  between tables (both are read as UTC instants), but mixing a zone-aware column with a
+  naive one raises, because the naive one's zone is unknown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+import attrs
+
+from tether.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import pyarrow as pa
+
+ROW = "__tether_row"
+_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def to_timedelta(value: Any, *, what: str = "lag") -> dt.timedelta | None:
+    """``"2d"``, ``"90min"``, a ``timedelta`` or ``None`` as a ``pandas.Timedelta`` (or ``None``)."""
+    import pandas as pd
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        with warnings.catch_warnings():  # pandas 3 deprecates the lower-case "d" catalogues use
+            warnings.simplefilter("ignore")
+            delta = pd.Timedelta(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{what} {value!r} is not a duration such as '2d', '6h' or '90min': {exc}") from None
+    if pd.isna(delta):
+        raise ConfigError(f"{what} {value!r} is not a duration such as '2d', '6h' or '90min'")
+    if delta < pd.Timedelta(0):
+        raise ConfigError(f"{what} {value!r} is negative; a value cannot be known before its timestamp")
+    return delta
+
+
+def _ns(delta) -> int | None:
+    return None if delta is None else int(delta.value)
+
+
+@attrs.frozen(kw_only=True)
+class FeatureTable:
+    """One feature table to join: its frame, timestamp column, and availability rules.
+
+    ``lag`` and ``ttl`` are durations (``"2d"``) or mappings of feature column to
+    duration; ``columns`` defaults to every column that is not a key or timestamp.
+    """
+
+    frame: Any
+    feature_time: str = "feature_timestamp"
+    columns: tuple[str, ...] | None = None
+    lag: Any = None
+    ttl: Any = None
+    available_at: str | None = None
+    prefix: str = ""
+
+
+def _arrow(frame: Any, what: str) -> pa.Table:
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(frame, pa.Table):
+        return frame
+    if isinstance(frame, pa.RecordBatch):
+        return pa.Table.from_batches([frame])
+    if isinstance(frame, pd.DataFrame):
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            raise DataError(f"{what} cannot be converted to Arrow: {exc}") from None
+    raise DataError(f"{what} must be a pandas DataFrame or a pyarrow Table, got {type(frame).__name__}")
+
+
+def _epoch_ns(column: pa.ChunkedArray, name: str, what: str) -> tuple[pa.ChunkedArray, str | None]:
+    """A timestamp column as int64 nanoseconds since the epoch (UTC), and its zone."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    typ = column.type
+    if pa.types.is_date(typ):
+        column = column.cast(pa.timestamp("s"))
+        typ = column.type
+    if not pa.types.is_timestamp(typ):
+        raise DataError(f"{what} column '{name}' must hold timestamps, got {typ}; parse it with pandas.to_datetime")
+    ints = column.cast(pa.int64())  # Arrow stores zone-aware timestamps as UTC epoch values
+    factor = _NS[typ.unit]
+    if factor != 1:
+        ints = pc.multiply_checked(ints, pa.scalar(factor, pa.int64()))
+    return ints, typ.tz
+
+
+def _check_columns(table: pa.Table, names: Iterable[str], what: str) -> None:
+    missing = [n for n in names if n not in table.column_names]
+    if missing:
+        raise DataError(f"{what} has no column {', '.join(repr(m) for m in missing)} "
+                        f"(columns: {', '.join(table.column_names)})")
+
+
+def _groups(columns: Sequence[str], lag: Any, ttl: Any, what: str) -> dict[tuple, list[str]]:
+    """Feature columns grouped by (lag ns, ttl ns): one ASOF join per group."""
+    def per_column(rule, label):
+        if isinstance(rule, Mapping):
+            unknown = [c for c in rule if c not in columns]
+            if unknown:
+                raise ConfigError(f"{what}: {label} names unknown feature column {unknown[0]!r}")
+            return {c: _ns(to_timedelta(rule.get(c), what=f"{label} of '{c}'")) for c in columns}
+        value = _ns(to_timedelta(rule, what=label))
+        return {c: value for c in columns}
+
+    lags, ttls = per_column(lag, "lag"), per_column(ttl, "ttl")
+    groups: dict[tuple, list[str]] = {}
+    for c in columns:
+        groups.setdefault((lags[c] or 0, ttls[c]), []).append(c)
+    return groups
+
+
+def point_in_time_join(
+    entities: Any,
+    features: Any,
+    *,
+    entity: str | Sequence[str],
+    prediction_time: str,
+    feature_time: str = "feature_timestamp",
+    lag: Any = None,
+    ttl: Any = None,
+    columns: Sequence[str] | None = None,
+    available_at: str | None = None,
+    duplicates: str = "error",
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Join each entity row with the feature values available at its prediction time.
+
+    :param entities: DataFrame or Arrow table with the entity key(s) and ``prediction_time``.
+    :param features: a DataFrame/Arrow table, or a list of :class:`FeatureTable`.
+    :param entity: the entity key column (or columns), named the same in every table.
+    :param prediction_time: the entity table's timestamp column.
+    :param feature_time: the feature table's timestamp column (single-table form).
+    :param lag: availability lag, a duration or ``{column: duration}`` (single-table form).
+    :param ttl: time-to-live after which a value counts as missing (single-table form).
+    :param columns: the feature columns to attach (default: all but keys and timestamps).
+    :param available_at: optional column of the instant each row actually became known.
+    :param duplicates: ``"error"`` or ``"last"`` for rows sharing entity and timestamp.
+    :returns: a pandas DataFrame: the entity table's columns and rows, plus the features.
+
+    See the module docstring for the exact rules (lag, TTL, ties, time zones).
+    """
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    if duplicates not in ("error", "last"):
+        raise ConfigError(f"duplicates: expected 'error' or 'last', got {duplicates!r}")
+    keys = [entity] if isinstance(entity, str) else list(entity)
+    if not keys:
+        raise ConfigError("entity: name at least one entity key column")
+    if isinstance(features, FeatureTable):
+        tables = [features]
+    elif isinstance(features, (list, tuple)):
+        tables = list(features)
+        if not all(isinstance(t, FeatureTable) for t in tables):
+            raise ConfigError("features: a list must hold FeatureTable(...) items")
+    else:
+        tables = [FeatureTable(frame=features, feature_time=feature_time, lag=lag, ttl=ttl,
+                               columns=tuple(columns) if columns is not None else None, available_at=available_at)]
+
+    left = _arrow(entities, "entity table")
+    _check_columns(left, [*keys, prediction_time], "entity table")
+    pred_ns, pred_tz = _epoch_ns(left.column(prediction_time), prediction_time, "entity table")
+    if pred_ns.null_count:
+        raise DataError(f"entity table column '{prediction_time}' has {pred_ns.null_count} null prediction "
+                        "timestamps; drop or fill those rows before joining")
+    n = left.num_rows
+    probe = pa.table({**{k: left.column(k) for k in keys}, "__p": pred_ns,
+                      ROW: pa.array(np.arange(n, dtype=np.int64))})
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET preserve_insertion_order = false")  # rows are put back in order by row number
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
+        con.register("probe", probe)
+        p_min, p_max = _min_max(pred_ns) if n else (None, None)
+        columns_out: dict[str, Any] = {}
+        for ti, spec in enumerate(tables):
+            what = f"feature table {ti}" if len(tables) > 1 else "feature table"
+            taken = {*columns_out, *left.column_names}
+            columns_out.update(_join_table(con, ti, spec, what, keys=keys, prediction_time=prediction_time,
+                                           pred_tz=pred_tz, n=n, p_range=(p_min, p_max), duplicates=duplicates,
+                                           taken=taken, left_types={k: left.column(k).type for k in keys}))
+    finally:
+        con.close()
+    if not columns_out:
+        raise DataError("no feature columns to join; the feature table has only key and timestamp columns")
+    return _attach(entities, left, pa.table(columns_out))
+
+
+def _family(typ) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_decimal(typ):
+        return "number"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_dictionary(typ):
+        return "text"
+    return str(typ)
+
+
+def _min_max(column) -> tuple[int, int]:
+    import pyarrow.compute as pc
+
+    found = pc.min_max(column)
+    return found["min"].as_py(), found["max"].as_py()
+
+
+def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str], prediction_time: str,
+                pred_tz: str | None, n: int, p_range: tuple[int, int], duplicates: str,
+                taken: set[str], left_types: dict[str, Any]) -> dict[str, Any]:
+    """ASOF-join one feature table: output name -> column aligned with the entity rows."""
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    right = _arrow(spec.frame, what)
+    _check_columns(right, [*keys, spec.feature_time] + ([spec.available_at] if spec.available_at else []), what)
+    skip = {*keys, spec.feature_time, spec.available_at}
+    cols = list(spec.columns) if spec.columns is not None else [c for c in right.column_names if c not in skip]
+    _check_columns(right, cols, what)
+    for c in cols:
+        if f"{spec.prefix}{c}" in taken:
+            raise DataError(f"feature column '{spec.prefix}{c}' is already in the entity table or another feature "
+                            "table; rename it or give the FeatureTable a prefix")
+    ft_ns, ft_tz = _epoch_ns(right.column(spec.feature_time), spec.feature_time, what)
+    if (ft_tz is None) != (pred_tz is None):
+        aware, naive = (prediction_time, spec.feature_time) if pred_tz else (spec.feature_time, prediction_time)
+        raise DataError(f"'{aware}' is zone-aware but '{naive}' is naive; localize '{naive}' "
+                        "(e.g. tz_localize('UTC')) so the instants can be compared")
+    if ft_ns.null_count:
+        raise DataError(f"{what} column '{spec.feature_time}' has {ft_ns.null_count} null feature timestamps; "
+                        "a value without a timestamp cannot be placed in time: drop or fill them")
+    for k in keys:
+        lt, rt = left_types[k], right.column(k).type
+        if lt != rt and pa.null() not in (lt, rt) and _family(lt) != _family(rt):
+            raise DataError(f"key column '{k}' is {lt} in the entity table but {rt} in the {what}; "
+                            "cast one so the keys can match")
+        if right.column(k).null_count:
+            raise DataError(f"{what} key column '{k}' has {right.column(k).null_count} nulls; "
+                            "drop those rows, they cannot be matched to an entity")
+    # Only keys, timestamps and a row number go through DuckDB; values are gathered by row
+    # number afterwards, so the ASOF join sorts narrow rows whatever the feature types.
+    data = {k: right.column(k) for k in keys}
+    data["__t"] = ft_ns
+    data["__i"] = pa.array(np.arange(right.num_rows, dtype=np.int64))
+    if spec.available_at:
+        av_ns, av_tz = _epoch_ns(right.column(spec.available_at), spec.available_at, what)
+        if (av_tz is None) != (ft_tz is None):
+            raise DataError(f"'{spec.available_at}' and '{spec.feature_time}' must both be zone-aware or both naive")
+        data["__av"] = av_ns
+    name = f"feat{ti}"
+    build = pa.table(data)
+    con.register(name, build)
+    key_list = ", ".join(f'"{k}"' for k in keys)
+    if duplicates == "error":
+        source = name
+    else:
+        source = f"(SELECT * FROM {name} QUALIFY row_number() OVER (PARTITION BY {key_list}, __t ORDER BY __i DESC) = 1)"
+    key_eq = " AND ".join(f'probe."{k}" = j."{k}"' for k in keys)
+    indexes = []
+    for (lag_ns, ttl_ns), group in _groups(cols, spec.lag, spec.ttl, what).items():
+        avail = f"__t + {lag_ns}" if lag_ns else "__t"
+        if spec.available_at:
+            avail = f"greatest({avail}, coalesce(__av, {avail}))"
+        # Prune rows no entity row can use: available after the last prediction time or, with
+        # a TTL and a fixed lag, older than the TTL before the first one (they would be expired).
+        where = [] if p_range[1] is None else [f"{avail} <= {p_range[1]}"]
+        if ttl_ns is not None and not spec.available_at and p_range[0] is not None:
+            where.append(f"__t >= {p_range[0] - ttl_ns}")
+        if spec.available_at:
+            inner = f"SELECT {key_list}, __t, __i, {avail} AS __a FROM {source}"
+            inner += f" WHERE {' AND '.join(where)}" if where else ""
+            inner = (f"SELECT * FROM ({inner}) "
+                     f"QUALIFY row_number() OVER (PARTITION BY {key_list}, __a ORDER BY __t DESC) = 1")
+            condition = "probe.__p >= j.__a"
+        else:  # a fixed lag moves the prediction time back instead: the build side stays as stored
+            inner = f"SELECT {key_list}, __t, __i FROM {source}"
+            inner += f" WHERE {' AND '.join(where)}" if where else ""
+            condition = f"probe.__p - {lag_ns} >= j.__t" if lag_ns else "probe.__p >= j.__t"
+        matched = "j.__i" if ttl_ns is None else f"CASE WHEN probe.__p - j.__t <= {ttl_ns} THEN j.__i END"
+        try:
+            result = con.sql(f"SELECT probe.{ROW} AS r, {matched} AS i FROM probe "
+                             f"ASOF LEFT JOIN ({inner}) j ON {key_eq} AND {condition}").to_arrow_table()
+        except duckdb.Error as exc:
+            raise DataError(f"{what}: the point-in-time join failed: {str(exc).splitlines()[0]}") from None
+        order = np.empty(n, dtype=np.int64)
+        order[result.column("r").to_numpy()] = np.arange(n, dtype=np.int64)
+        indexes.append((group, result.column("i").combine_chunks().take(pa.array(order))))
+    if duplicates == "error" and indexes:
+        _check_used_rows_unique(con, name, build, [index for _, index in indexes], keys, what, spec.feature_time)
+    return {f"{spec.prefix}{c}": _gather(right.column(c), index) for group, index in indexes for c in group}
+
+
+def _check_used_rows_unique(con, name: str, build, indexes, keys: list[str], what: str, feature_time: str) -> None:
+    """Raise if a row the join used shares its (entity, timestamp) with another row.
+
+    Only those duplicates make the result ambiguous; checking the used rows against the
+    table is a hash join probed by every row, cheaper than counting every distinct pair.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    used = pc.unique(pa.chunked_array([i.drop_null() for i in indexes], type=pa.int64()).combine_chunks())
+    if not len(used):
+        return
+    rows = pa.table({**{k: build.column(k).take(used) for k in keys}, "__t": build.column("__t").take(used),
+                     "__i": used})
+    con.register(f"{name}_used", rows)
+    on = " AND ".join([f'f."{k}" = u."{k}"' for k in keys] + ["f.__t = u.__t"])
+    found = con.execute(f"SELECT count(*), any_value(u.__i) FROM {name} f JOIN {name}_used u ON {on} "
+                        "WHERE f.__i <> u.__i").fetchall()[0]
+    if found[0]:
+        example = ", ".join(f"{k}={build.column(k)[found[1]].as_py()!r}" for k in keys)
+        raise DataError(f"{what} has {found[0]} rows repeating the ({', '.join(keys)}, {feature_time}) of a row the "
+                        f"join uses (e.g. {example}), so the value at that time is ambiguous; deduplicate it or "
+                        "pass duplicates='last'")
+
+
+def _gather(column, index):
+    """``column.take(index)``; float columns go through numpy (NaN for missing), which is
+    several times faster for random gathers and gives the same pandas result."""
+    import numpy as np
+    import pyarrow as pa
+
+    if pa.types.is_floating(column.type) and len(index):
+        values = column.to_numpy()  # nulls become NaN
+        missing = index.is_null().to_numpy(zero_copy_only=False)
+        positions = index.fill_null(0).to_numpy()
+        out = values[positions] if len(values) else np.full(len(positions), np.nan, dtype=values.dtype)
+        out[missing] = np.nan
+        return out
+    return column.take(index)
+
+
+def _attach(entities: Any, left: pa.Table, joined: pa.Table) -> pd.DataFrame:
+    """The entity rows (unchanged) with the joined feature columns appended."""
+    import pandas as pd
+
+    base = entities.copy(deep=False) if isinstance(entities, pd.DataFrame) else left.to_pandas()
+    base = base.reset_index(drop=True) if isinstance(entities, pd.DataFrame) else base
+    extra = joined.to_pandas(split_blocks=True, self_destruct=True)
+    extra.index = base.index
+    return pd.concat([base, extra], axis=1)
+
