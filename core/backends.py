@@ -19,6 +19,7 @@ import attrs
 import cattrs
 
 from .errors import ConfigError, PluginError, did_you_mean
+from .serde import describe_structure_error
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -39,7 +40,9 @@ KINDS: dict[str, str] = {
     "deployer": "puts a model version to work",
     "monitor": "compares a current window with a reference",
     "drift": "statistical test for a change in one column's distribution",
+    "window": "reads a current window to monitor, in Arrow record batches",
     "alert_sink": "delivers alerts",
+    "rollback": "rolls a deployment back to an earlier model version",
     "online_store": "serves the latest feature values per entity",
     "tracker": "mirrors runs, params and metrics to an experiment tracker",
     "trace_sink": "receives LLM/RAG traces",
@@ -48,7 +51,12 @@ KINDS: dict[str, str] = {
 
 
 class Backend:
-    """Base of every backend; subclasses set ``kind`` (via their base) and ``name``."""
+    """Base of every backend; subclasses set ``kind`` (via their base) and ``name``.
+
+    A backend used by a chain stage may define ``preflight(self, *, context)``. The runner
+    calls it for every stage before the run is recorded, so bad input (a missing file, an
+    unreachable server) fails with nothing written to the store.
+    """
 
     kind: ClassVar[str]
     name: ClassVar[str]
@@ -87,20 +95,49 @@ class SplitStrategy(Backend):
     """Assigns every row of a frame to a split.
 
     Implement ``assign(self, frame, *, context) -> pandas.Series`` of ``"train"``,
-    ``"validation"`` or ``"test"`` aligned with ``frame``.
+    ``"validation"``, ``"test"`` or ``"excluded"`` (a row deliberately left out, e.g. in a
+    time gap) aligned with ``frame``. ``context`` may be ``None`` outside a run. The
+    result must depend only on the rows and the parameters (use a ``seed`` parameter for
+    randomness), so the split is reproducible.
+
+    The split stage also reads the attributes ``entity_column``, ``time_column``,
+    ``label``, ``label_definition``, ``features_from``, ``ignore_columns`` and ``seed``
+    when present (the leakage checks use them); subclass ``tether.plugins.splits._Declared``
+    to get them all.
     """
 
     kind = "split"
 
 
 class LeakageCheck(Backend):
-    """Checks a split for leakage; returns a list of ``Finding``."""
+    """Checks a split for leakage.
+
+    Implement ``check(self, data) -> list[Finding]`` where ``data`` is a
+    ``tether.plugins.leakage.LeakageInput``: ``frame`` (pandas DataFrame), ``splits``
+    (one of ``train``/``validation``/``test``/``excluded`` per row), ``codes`` (0, 1, 2,
+    or -1 for excluded), ``fingerprints``, the declared ``entity_column``,
+    ``time_column`` and ``label`` (each possibly ``None``), the feature ``catalog`` and
+    ``ignore_columns``. Return no findings when there is nothing to report. Each finding
+    has ``check`` (the backend's ``name``), a one-line ``message``, ``evidence`` (row
+    positions, entities or columns, samples capped, with counts) and a ``fix``; its
+    ``severity`` is replaced by the chain's policy (``fail`` -> ``error``, ``warn`` ->
+    ``warning``). Set ``default_action`` (``fail`` or ``warn``) for when the policy does
+    not name the check; the check's attributes are the options a policy may set.
+    """
 
     kind = "leakage"
 
 
 class Featurizer(Backend):
-    """Builds an unfitted transform with ``fit``/``transform`` (e.g. an sklearn Pipeline)."""
+    """Builds an unfitted transform with ``fit``/``transform`` (e.g. an sklearn Pipeline).
+
+    Implement ``build(self)`` (a fresh, unfitted transform), and the properties
+    ``input_columns`` (the columns ``fit``/``transform`` receive, in order) and
+    ``label_column`` (or ``None``). The featurize stage fits the transform on the training
+    split's rows only and stores the fitted object as the artifact batch scoring and
+    serving load; the fitted transform needs ``transform(frame)`` and
+    ``get_feature_names_out()``, and ``feature_names_in_`` for batch scoring.
+    """
 
     kind = "featurizer"
 
@@ -124,22 +161,52 @@ class Deployer(Backend):
 
 
 class Monitor(Backend):
-    """Compares a current window with a reference and returns a ``MonitorReport``."""
+    """Compares a current window with a reference and returns a ``MonitorReport``.
+
+    The built-in ``drift`` monitor (``tether.plugins.monitoring``) reads the current window
+    through a ``window`` backend (``tether.plugins.monitor_windows``) in record batches.
+    """
 
     kind = "monitor"
 
 
 class DriftTest(Backend):
-    """One statistical test on one column; returns a ``DriftResult``."""
+    """One statistical test on one column; returns a ``DriftResult``.
+
+    Implement ``run(self, column, ref, cur) -> DriftResult`` on two column sketches
+    (``tether.plugins.drift.NumericSketch`` / ``CategoricalSketch``), set the class
+    variables ``threshold_type`` (``p_value``, ``distance`` or ``std``), ``applies_to``
+    (``numeric``, ``categorical`` or ``both``) and ``version``; ``threshold`` is a param.
+    """
 
     kind = "drift"
 
 
 class AlertSink(Backend):
+    """Delivers alerts: implement ``send(self, alerts: list[dict], *, context, report_id: str) -> None``."""
+
     kind = "alert_sink"
 
 
 class OnlineStore(Backend):
+    """Serves the latest value of every feature per entity (``view`` names a feature group).
+
+    Implement (``tether.plugins.online_store.OnlineStoreBase`` builds ``materialize`` and
+    ``get_online_features`` on top of these):
+
+    * ``check(self) -> None``: raise ``StoreError`` if the store cannot be reached; called
+      before every write.
+    * ``write(self, view, rows, *, entity, features) -> int``: store ``rows`` of
+      ``(entity_id, feature, json_value, feature_ts_ns)`` all-or-nothing; a stored value is
+      replaced only by one with a newer feature timestamp, so writing the same rows again
+      changes nothing. Returns how many values changed. Also records the view's entity
+      column name and feature names.
+    * ``read(self, view, entity_ids, features) -> dict``: ``{(entity_id, feature):
+      (json_value, feature_ts_ns)}`` for the values that exist.
+    * ``view_info(self, view) -> dict | None``: ``{"entity": ..., "features": [...]}``.
+    * ``drop_view(self, view) -> None`` and ``describe(self) -> str`` (no secrets).
+    """
+
     kind = "online_store"
 
 
@@ -248,33 +315,8 @@ class Backends:
             return self._converter.structure(params, cls)
         except Exception as exc:  # cattrs raises ClassValidationError / ForbiddenExtraKeysError
             allowed = ", ".join(a.name for a in attrs.fields(cls) if a.init) or "none"
-            problems = "; ".join(_describe_cattrs_error(exc))
+            problems = "; ".join(describe_structure_error(exc))
             at = f"{where}.params" if where else "params"
             raise ConfigError(
                 f"{at}: {problems} for {kind} plugin '{name}' (allowed parameters: {allowed})"
             ) from None
-
-
-def _describe_cattrs_error(exc: BaseException) -> list[str]:
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return [f"unknown parameter {', '.join(repr(k) for k in sorted(exc.extra_fields))}"]
-    if isinstance(exc, cattrs.ClassValidationError):
-        messages = []
-        for sub in exc.exceptions:
-            if isinstance(sub, cattrs.ForbiddenExtraKeysError):
-                messages.extend(_describe_cattrs_error(sub))
-                continue
-            note = next(
-                (n for n in getattr(sub, "__notes__", []) if isinstance(n, str)), ""
-            )
-            field = note.split("attribute ")[-1].split(" (")[0].strip("'\"") if "attribute" in note else ""
-            if isinstance(sub, KeyError):
-                messages.append(f"missing required parameter {field or sub}")
-            elif isinstance(sub, cattrs.BaseValidationError):
-                messages.append(f"{field}: " + "; ".join(_describe_cattrs_error(sub)))
-            else:
-                messages.append(f"{field}: {sub}" if field else str(sub))
-        return messages
-    if isinstance(exc, cattrs.BaseValidationError):
-        return [str(e) for e in exc.exceptions]
-    return [str(exc)]

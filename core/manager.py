@@ -35,12 +35,20 @@ ESSENTIAL_PLUGINS: tuple[str, ...] = (
     "tether.plugins.sqlite_store",
     "tether.plugins.snapshots",
     "tether.plugins.splits",
+    "tether.plugins.leakage",
     "tether.plugins.features",
     "tether.plugins.models",
     "tether.plugins.monitoring",
+    "tether.plugins.drift",
+    "tether.plugins.monitor_windows",
+    "tether.plugins.alerts",
 )
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "tether.plugins.online_store",
+    "tether.contrib.redis_online",
+    "tether.contrib.postgres",
+    "tether.contrib.s3",
 )
 
 

@@ -88,6 +88,8 @@ class ColumnSummary:
     max: Any = None
     mean: float | None = None
     top: tuple[tuple[str, int], ...] = ()
+    null_count: int = 0
+    fingerprint: str = ""  # this column's values alone (see docs/snapshots.md)
 
 
 @attrs.frozen(kw_only=True)
@@ -111,6 +113,10 @@ class DatasetCard:
     num_columns: int = 0
     time_range: tuple[dt.datetime, dt.datetime] | None = None
     columns: tuple[ColumnSummary, ...] = ()
+    name: str = ""
+    source: str = ""  # the source as described by its backend (never secrets)
+    time_column: str | None = None
+    key_columns: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -135,7 +141,10 @@ class DatasetSnapshot:
     """An immutable, content-addressed version of a dataset.
 
     ``fingerprint`` is computed from the data (schema and values in order), so the same
-    data always has the same fingerprint; ``objects`` are the Parquet parts holding it.
+    data always has the same fingerprint, and ``id`` is derived from it; ``objects`` are
+    the Parquet parts holding it, in row order. ``version`` numbers the distinct contents
+    snapshotted under ``name`` (identical data is stored once and keeps its first name and
+    version; see ``docs/snapshots.md``).
     """
 
     id: str
@@ -149,6 +158,9 @@ class DatasetSnapshot:
     key_columns: tuple[str, ...] = ()
     card: DatasetCard = attrs.field(factory=DatasetCard)
     created_at: dt.datetime = attrs.field(factory=utcnow)
+    version: int | None = None  # 1, 2, ... per name; each distinct content gets one version
+    object_rows: tuple[int, ...] = ()  # rows in each of ``objects``
+    size_bytes: int = 0  # stored bytes of all objects
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -160,7 +172,9 @@ class SplitManifest:
     """Which rows of a snapshot are in which split, and how that was decided.
 
     ``assignment`` is a Parquet object with one row per snapshot row: ``row`` (position),
-    ``row_fingerprint`` and ``split``.
+    ``row_fingerprint`` and ``split`` (``train``, ``validation``, ``test`` or ``excluded``).
+    ``findings`` are the leakage checks' findings; ``summary`` holds per-split rows, time
+    ranges, class balance and entity counts.
     """
 
     id: str
@@ -173,6 +187,13 @@ class SplitManifest:
     findings: tuple[Finding, ...] = ()
     summary: dict[str, Any] = attrs.field(factory=dict)
     created_at: dt.datetime = attrs.field(factory=utcnow)
+    #: how ``row_fingerprint`` was computed (see ``tether.plugins.splits.row_fingerprints``)
+    fingerprint_method: str = ""
+    #: declared columns by role: ``entity``, ``time``, ``label``
+    columns: dict[str, str] = attrs.field(factory=dict)
+    label_definition: str = ""
+    #: the ``policy.leakage`` mapping the findings were judged by
+    policy: dict[str, Any] = attrs.field(factory=dict)
 
 
 @record("features")
@@ -181,6 +202,7 @@ class FeatureSet:
 
     ``transform`` is the fitted transform artifact that batch scoring and serving load;
     ``matrices`` maps split name to a Parquet object of transformed features (+ label).
+    ``findings`` are the validation findings of the inputs against their definitions.
     """
 
     id: str
@@ -194,6 +216,12 @@ class FeatureSet:
     label: str | None = None
     findings: tuple[Finding, ...] = ()
     created_at: dt.datetime = attrs.field(factory=utcnow)
+    #: the transform's input columns, in the order ``transform()`` expects them
+    input_columns: tuple[str, ...] = ()
+    #: ids of the feature definition versions the inputs were validated against
+    definition_ids: tuple[str, ...] = ()
+    #: the fitted transform's class (``module.Class``); ``user`` transforms are wrapped
+    transform_class: str = ""
 
 
 @record("model")
@@ -263,7 +291,9 @@ class DriftResult:
     """The outcome of one statistical test, in the schema every drift test shares.
 
     ``threshold_type`` is ``p_value`` (drift when ``p_value < threshold``), ``distance``
-    (drift when ``statistic > threshold``) or ``std`` (standard deviations).
+    (drift when ``statistic >= threshold``) or ``std`` (drift when the statistic, in
+    standard deviations, is ``>= threshold``). ``method`` says how the statistic was
+    computed (e.g. ``ks_2samp asymptotic``); ``test``/``test_version`` name the plugin.
     """
 
     column: str
@@ -277,6 +307,7 @@ class DriftResult:
     n_current: int
     p_value: float | None = None
     details: dict[str, Any] = attrs.field(factory=dict)
+    method: str = ""
 
 
 @record("monitor_report")
@@ -291,6 +322,9 @@ class MonitorReport:
     findings: tuple[Finding, ...] = ()
     details: dict[str, Any] = attrs.field(factory=dict)
     created_at: dt.datetime = attrs.field(factory=utcnow)
+    profile_id: str | None = None  # the stored reference profile the window was compared with
+    alerts: tuple[dict[str, Any], ...] = ()  # fired alerts: rule, severity, action, message, suppressed
+    report: ObjectRef | None = None  # the HTML report, when one was written
 
 
 @record("run")

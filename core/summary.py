@@ -42,8 +42,19 @@ def _describe(record) -> str:
                 f"at {_relative(record.location)}")
     if kind == "monitor_report":
         drifted = [r.column for r in record.results if r.drifted]
-        return (f"monitor {record.id}  verdict {record.verdict.upper()}: {len(drifted)}/{len(record.results)} "
-                f"columns drifted{': ' + ', '.join(drifted[:6]) if drifted else ''}")
+        parts = [f"monitor {record.id}  verdict {record.verdict.upper()}"]
+        if record.results:
+            parts.append(f": {len(drifted)}/{len(record.results)} columns drifted"
+                         f"{': ' + ', '.join(drifted[:6]) if drifted else ''}")
+        model = record.details.get("model") or {}
+        estimated, reference = model.get("estimated") or {}, model.get("reference_metrics") or {}
+        if "roc_auc" in estimated:
+            parts.append(f"; estimated roc_auc {estimated['roc_auc']:.3f}"
+                         + (f" (training {reference['roc_auc']:.3f})" if "roc_auc" in reference else ""))
+        fired = [a for a in record.alerts if not a.get("suppressed")]
+        if fired:
+            parts.append("; alerts: " + ", ".join(f"{a['rule']} ({a['severity']} -> {a['action']})" for a in fired[:4]))
+        return "".join(parts)
     return f"{kind} {getattr(record, 'id', '?')}"
 
 

@@ -31,8 +31,8 @@ GUIDES = {"source": "snapshots.md", "storage": "storage.md", "split": "splits.md
 
 
 def type_name(field) -> str:
-    t = field.type
-    text = t if isinstance(t, str) else getattr(t, "__name__", str(t))
+    t = field.type  # resolved by render(), so the text does not depend on what ran before
+    text = t.__name__ if isinstance(t, type) else str(t)
     return str(text).replace("typing.", "").replace("|", "\\|")
 
 
@@ -66,6 +66,7 @@ def render() -> str:
             doc = inspect.getdoc(cls)
             if doc and doc != inspect.getdoc(cls.__mro__[1]):
                 out.append(doc.split("\n\n")[0].replace("``", "`") + "\n\n")
+            attrs.resolve_types(cls)
             fields = [f for f in attrs.fields(cls) if f.init and not f.name.startswith("_")]
             if fields:
                 out.append("| parameter | type | default |\n|---|---|---|\n")
