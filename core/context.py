@@ -8,7 +8,10 @@ pickled artifact is never unpickled before that check passes.
 from __future__ import annotations
 
 import io
+import json
+import os
 import pickle
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +27,35 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import BackendConfig, ChainConfig, StageConfig
     from .manager import PluginHost
     from .records import DatasetSnapshot, Run
+
+
+WORKSPACE_FILE = "workspace.json"
+
+
+def _raw_sections(chain: ChainConfig) -> dict[str, Any]:
+    from .config import _parse_text
+
+    if not chain.text:
+        return {}
+    raw = _parse_text(chain.text, str(chain.path or "chain"), chain.path.suffix.lower() if chain.path else ".yaml")
+    return {key: raw[key] for key in ("storage", "store") if isinstance(raw, dict) and raw.get(key) is not None}
+
+
+def _remembered_backends(root: Path):
+    from .config import _backend_config, _interpolate
+
+    path = root / WORKSPACE_FILE
+    if not path.is_file():
+        return None, None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = _interpolate(raw, "")
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); delete it to use local storage and SQLite") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return (_backend_config(raw.get("storage"), "storage", "local", str(path)),
+            _backend_config(raw.get("store"), "store", "sqlite", str(path)))
 
 
 def create_workspace_backend(host: PluginHost, kind: str, config: BackendConfig, workspace: Path, *, where: str):
@@ -46,9 +78,13 @@ class Workspace:
     @classmethod
     def open(cls, host: PluginHost, root: str | Path = ".tether", *, storage: BackendConfig | None = None,
              store: BackendConfig | None = None) -> Workspace:
+        """Open a workspace. Without explicit backends, those a chain ran with (remembered
+        in ``<root>/workspace.json``) are used, else local storage and SQLite."""
         from .config import BackendConfig
 
         root = Path(root).resolve()
+        if storage is None and store is None:
+            storage, store = _remembered_backends(root)
         storage = create_workspace_backend(host, "storage", storage or BackendConfig(plugin="local"), root, where="storage")
         store = create_workspace_backend(host, "store", store or BackendConfig(plugin="sqlite"), root, where="store")
         return cls(root, storage, store)
@@ -56,6 +92,22 @@ class Workspace:
     @classmethod
     def for_chain(cls, chain: ChainConfig, host: PluginHost) -> Workspace:
         return cls.open(host, chain.workspace, storage=chain.storage, store=chain.store)
+
+    def remember(self, chain: ChainConfig) -> None:
+        """Record the chain's ``storage``/``store`` sections as written (``${VAR}`` kept, so no
+        secrets) in ``workspace.json``, so CLI commands open the same backends later."""
+        raw = _raw_sections(chain)
+        target = self.root / WORKSPACE_FILE
+        if not raw:
+            return
+        text = json.dumps(raw, indent=2, sort_keys=True)
+        if target.exists() and target.read_text(encoding="utf-8") == text:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".workspace-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
 
     def close(self) -> None:
         close = getattr(self.store, "close", None)

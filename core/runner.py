@@ -117,6 +117,7 @@ class Runner:
                              log=self.log.bind(run_id=run.id))
         self._preflight(context, start_index)
         store.put(run)
+        self.workspace.remember(chain)
         hook = self.host.hook
         hook.tether_run_started(run=run, context=context)
         outputs: dict[str, Any] = {}

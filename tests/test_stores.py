@@ -142,3 +142,38 @@ def test_postgres_dsn_is_never_in_the_error(host):
 def test_postgres_schema_must_be_an_identifier(host):
     with pytest.raises(ConfigError, match="params: schema 'x; DROP TABLE y' must be a plain identifier"):
         host.backends.create("store", "postgres", {"dsn": PG_DSN, "schema": "x; DROP TABLE y"})
+
+
+def test_a_chain_on_postgres_is_remembered_by_its_workspace(tmp_path, tether_cli):
+    """A chain's store config is kept as written (no secrets); CLI commands reuse it."""
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    (tmp_path / "data.csv").write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(30)))
+    (tmp_path / "chain.yaml").write_text(
+        "version: 1\nname: pgchain\n"
+        f"store: {{plugin: postgres, params: {{dsn: '${{PG_TEST_DSN}}', schema: {schema}}}}}\n"
+        "stages:\n  - {stage: snapshot, plugin: csv, params: {path: data.csv}}\n"
+    )
+    env = {"PG_TEST_DSN": PG_DSN}
+    try:
+        ran = tether_cli("run", "chain.yaml", env=env)
+        assert ran.exit_code == 0, ran
+        remembered = (tmp_path / ".tether" / "workspace.json").read_text()
+        assert "${PG_TEST_DSN}" in remembered and PG_DSN not in remembered
+        assert not (tmp_path / ".tether" / "tether.db").exists()  # nothing went to SQLite
+        listed = tether_cli("runs", "ls", env=env)
+        assert listed.exit_code == 0 and "pgchain" in listed.stdout and "succeeded" in listed.stdout
+        unset = tether_cli("runs", "ls")
+        assert unset.exit_code == 2 and "environment variable PG_TEST_DSN is not set" in unset.stderr
+    finally:
+        import psycopg
+
+        with psycopg.connect(PG_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def test_a_default_workspace_writes_no_workspace_file(tmp_path, tether_cli):
+    (tmp_path / "data.csv").write_text("a\n1\n2\n")
+    (tmp_path / "chain.yaml").write_text("version: 1\nstages:\n  - {stage: snapshot, plugin: csv, params: {path: data.csv}}\n")
+    assert tether_cli("run", "chain.yaml").exit_code == 0
+    assert not (tmp_path / ".tether" / "workspace.json").exists()
