@@ -13,19 +13,13 @@ fails with the exact ``pip install`` to run.
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator
 
 import attrs
 import cattrs
 
 from .errors import ConfigError, PluginError, did_you_mean
 from .serde import describe_structure_error
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
-    from .context import RunContext
-    from .records import DatasetSnapshot, Deployment, DriftResult, Finding, ModelVersion, MonitorReport
 
 #: kind -> what it is for; ``tether plugins`` prints these.
 KINDS: dict[str, str] = {

@@ -67,39 +67,11 @@ class FeatureTiming:
 
 
 def load_catalog(path) -> tuple[FeatureTiming, ...]:
-    """Read ``features: [{name, availability_lag, available_at, ...}]`` from a YAML file."""
-    from pathlib import Path
+    """The availability rules of a feature catalogue file (format: docs/features.md)."""
+    from tether.plugins.features import load_catalogue
 
-    import yaml
-
-    from tether.plugins.splits import parse_duration
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"feature catalogue '{path}' not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"feature catalogue '{path}': invalid YAML: {str(exc).splitlines()[0]}") from None
-    entries = raw.get("features") if isinstance(raw, dict) else None
-    if not isinstance(entries, list):
-        raise ConfigError(f"feature catalogue '{path}': expected a mapping with a 'features' list")
-    out = []
-    for i, entry in enumerate(entries):
-        where = f"feature catalogue '{path}': features[{i}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            raise ConfigError(f"{where}: expected a mapping with a string 'name'")
-        lag, at = entry.get("availability_lag"), entry.get("available_at")
-        if lag is not None:
-            try:
-                parse_duration(lag)
-            except (ValueError, TypeError):
-                raise ConfigError(f"{where}.availability_lag: {lag!r} is not a duration such as '2d' or '6h'") from None
-        if at is not None and not isinstance(at, str):
-            raise ConfigError(f"{where}.available_at: expected a column name, got {at!r}")
-        out.append(FeatureTiming(name=entry["name"], availability_lag=None if lag is None else str(lag),
-                                 available_at=at))
-    return tuple(out)
+    return tuple(FeatureTiming(name=d.name, availability_lag=d.availability_lag or None,
+                               available_at=d.available_at or None) for d in load_catalogue(path))
 
 
 @attrs.define(kw_only=True)

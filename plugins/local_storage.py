@@ -88,7 +88,7 @@ class LocalStorage(Storage):
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_path, dest)
-            _fsync_dir(dest.parent)
+            fsync_path(dest.parent)
         return ObjectRef(key=key, digest=f"blake3:{digest_hex}", size=size, media_type=media_type)
 
     def put_bytes(self, data: bytes, *, suffix: str = "", media_type: str = "application/octet-stream") -> ObjectRef:
@@ -218,7 +218,8 @@ class LocalStorage(Storage):
         return f"local:{self.path}"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or folder by path (best effort: a vanished path is ignored)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

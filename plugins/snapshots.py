@@ -37,6 +37,7 @@ from tether.errors import (
     did_you_mean,
 )
 from tether.log import get_logger
+from tether.plugins.local_storage import fsync_path
 from tether.records import ColumnInfo, ColumnSummary, DatasetCard, DatasetSnapshot, ObjectRef
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1038,7 +1039,7 @@ def take_snapshot(data, *, name: str, source: str, workspace: Workspace, time_co
             pending = pool.submit(_digest_piece, fingerprint, stats, piece)
             writer.write(piece)
             if writer.current is not None:  # start writeback now, so the commit's fsync is short
-                pool.submit(_flush_file, writer.current)
+                pool.submit(fsync_path, writer.current)
         if pending is not None:
             pending.result()
         if schema is None or fingerprint is None or fingerprint.num_rows == 0:
@@ -1087,19 +1088,6 @@ def take_snapshot(data, *, name: str, source: str, workspace: Workspace, time_co
         pool.shutdown(wait=True)
         if not committed and writer is not None:
             writer.discard()
-
-
-def _flush_file(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # already committed or discarded
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _digest_piece(fingerprint: Fingerprinter, stats: list[_ColumnStats], piece) -> None:
