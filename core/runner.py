@@ -159,12 +159,13 @@ class Runner:
         context.stage = None
         hook.tether_run_finished(run=run, context=context)
         if failure is not None:
-            if isinstance(failure, TetherError) and not isinstance(failure, StageError):
-                failure.args = (f"{error}",)
+            if isinstance(failure, TetherError):
+                # keep the class (and exit code, and any attributes); prefix the stage
+                failure.args = (error, *failure.args[1:])
                 raise failure
-            if isinstance(failure, (KeyboardInterrupt, SystemExit)):
-                raise failure
-            raise StageError(error) from failure
+            if isinstance(failure, Exception):
+                raise StageError(error) from failure
+            raise failure  # KeyboardInterrupt, SystemExit
         self.outputs = outputs
         return run
 
