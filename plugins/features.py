@@ -325,8 +325,11 @@ def compute_feature(definition: FeatureDefinition, source: pd.DataFrame,
 def _sql_calculation(name: str, expression: str, source, entity: str, ts: str):
     import duckdb
 
+    from tether.plugins.pit import quote_identifier
+
     query = (expression if expression.lstrip().lower().startswith(("select", "with"))
-             else f'SELECT "{entity}", "{ts}", ({expression}) AS "{name}" FROM src')
+             else f"SELECT {quote_identifier(entity)}, {quote_identifier(ts)}, ({expression}) "
+                  f"AS {quote_identifier(name)} FROM src")
     con = duckdb.connect()
     try:
         con.register("src", source)

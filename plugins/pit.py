@@ -54,6 +54,12 @@ ROW = "__tether_row"
 _NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
+def quote_identifier(name: str) -> str:
+    """A SQL identifier in double quotes, embedded quotes doubled."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+
 def to_timedelta(value: Any, *, what: str = "lag") -> dt.timedelta | None:
     """``"2d"``, ``"90min"``, a ``timedelta`` or ``None`` as a ``pandas.Timedelta`` (or ``None``)."""
     import pandas as pd
@@ -296,12 +302,12 @@ def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str],
     name = f"feat{ti}"
     build = pa.table(data)
     con.register(name, build)
-    key_list = ", ".join(f'"{k}"' for k in keys)
+    key_list = ", ".join(quote_identifier(k) for k in keys)
     if duplicates == "error":
         source = name
     else:
         source = f"(SELECT * FROM {name} QUALIFY row_number() OVER (PARTITION BY {key_list}, __t ORDER BY __i DESC) = 1)"
-    key_eq = " AND ".join(f'probe."{k}" = j."{k}"' for k in keys)
+    key_eq = " AND ".join(f"probe.{quote_identifier(k)} = j.{quote_identifier(k)}" for k in keys)
     indexes = []
     for (lag_ns, ttl_ns), group in _groups(cols, spec.lag, spec.ttl, what).items():
         avail = f"__t + {lag_ns}" if lag_ns else "__t"
@@ -351,7 +357,7 @@ def _check_used_rows_unique(con, name: str, build, indexes, keys: list[str], wha
     rows = pa.table({**{k: build.column(k).take(used) for k in keys}, "__t": build.column("__t").take(used),
                      "__i": used})
     con.register(f"{name}_used", rows)
-    on = " AND ".join([f'f."{k}" = u."{k}"' for k in keys] + ["f.__t = u.__t"])
+    on = " AND ".join([f"f.{quote_identifier(k)} = u.{quote_identifier(k)}" for k in keys] + ["f.__t = u.__t"])
     found = con.execute(f"SELECT count(*), any_value(u.__i) FROM {name} f JOIN {name}_used u ON {on} "
                         "WHERE f.__i <> u.__i").fetchall()[0]
     if found[0]:

@@ -1349,9 +1349,10 @@ def _stat_changes(a: DatasetSnapshot, b: DatasetSnapshot) -> list[dict[str, Any]
 def _row_changes(workspace, a, b, key, samples, cols_a, cols_b) -> dict[str, Any]:
     import duckdb
 
+    from tether.plugins.pit import quote_identifier as q
+
     paths_a = [str(p) for p in verified_part_paths(workspace, a)]
     paths_b = [str(p) for p in verified_part_paths(workspace, b)]
-    q = _quote
     shared = [n for n in cols_b if n in cols_a and n not in key]
     con = duckdb.connect()
     try:
@@ -1403,10 +1404,6 @@ def _row_changes(workspace, a, b, key, samples, cols_a, cols_b) -> dict[str, Any
         }
     finally:
         con.close()
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # --- verification --------------------------------------------------------------------------
