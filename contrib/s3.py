@@ -241,11 +241,9 @@ class S3Storage(Storage):
 
     @staticmethod
     def digest_in_key(key: str) -> str | None:
-        head, _, tail = key.partition("/")
-        hexpart = head + tail.split(".", 1)[0]
-        if len(head) == 2 and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
-            return f"blake3:{hexpart}"
-        return None
+        from tether.plugins.local_storage import digest_in_key
+
+        return digest_in_key(key)
 
     def age_of(self, key: str) -> float | None:
         try:

@@ -160,6 +160,22 @@ def _parse_text(text: str, source: str, suffix: str) -> Any:
         raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
 
 
+def _read_text(path: Path, what: str) -> str:
+    if not path.is_file():
+        raise ConfigError(f"{what} '{path}' not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} '{path}' cannot be read: {exc}") from None
+
+
+def read_yaml_file(path: str | os.PathLike, what: str) -> Any:
+    """Parse a YAML file with ``safe_load``; a missing, unreadable or invalid file is a
+    ConfigError naming ``what`` and the path (``feature catalogue 'f.yaml' not found``)."""
+    path = Path(path)
+    return _parse_text(_read_text(path, what), f"{what} '{path}'", ".yaml")
+
+
 def _interpolate(value: Any, where: str) -> Any:
     """Replace ``${VAR}`` in every string; ``where`` is the key path for errors."""
     if isinstance(value, str):
@@ -184,12 +200,7 @@ def _interpolate(value: Any, where: str) -> Any:
 def load_chain(path: str | os.PathLike, host: PluginHost) -> ChainConfig:
     """Read, interpolate and fully validate the chain file at ``path``."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"chain file '{path}' not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"chain file '{path}' cannot be read: {exc}") from None
+    text = _read_text(path, "chain file")
     raw = _parse_text(text, str(path), path.suffix.lower())
     return build_chain(raw, host, text=text, path=path)
 

@@ -187,15 +187,9 @@ def parse_catalogue(raw: Any, source: str = "catalogue") -> list[dict[str, Any]]
 
 def load_catalogue(path: str | Path) -> list[FeatureDefinition]:
     """Read a catalogue file into (unversioned, ``version=0``) definitions."""
-    import yaml
+    from tether.config import read_yaml_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"feature catalogue '{path}' not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"feature catalogue '{path}': invalid YAML: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml_file(path, "feature catalogue")
     return [definition_from_fields(f, catalogue=str(path)) for f in parse_catalogue(raw, f"feature catalogue '{path}'")]
 
 

@@ -1050,17 +1050,9 @@ def tether_add_commands(cli):
 
 
 def _read_policy(path: str) -> dict[str, Any]:
-    from pathlib import Path
+    from tether.config import read_yaml_file
 
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"--policy: file '{path}' not found")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--policy: '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml_file(path, "--policy: file") or {}
     if isinstance(raw, dict) and "policy" in raw:
         raw = raw["policy"] or {}
     if isinstance(raw, dict) and "leakage" in raw:

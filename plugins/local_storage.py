@@ -54,6 +54,15 @@ def safe_join(root: Path, key: str) -> Path:
     return path
 
 
+def digest_in_key(key: str) -> str | None:
+    """The digest a content-addressed key names (``ab/cdef...`` -> ``blake3:abcdef...``)."""
+    head, _, tail = key.partition("/")
+    hexpart = head + tail.split(".", 1)[0]
+    if len(head) == 2 and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
+        return f"blake3:{hexpart}"
+    return None
+
+
 @attrs.define(kw_only=True)
 class LocalStorage(Storage):
     """Objects in a local folder (default ``<workspace>/objects``)."""
@@ -188,12 +197,7 @@ class LocalStorage(Storage):
 
     @staticmethod
     def digest_in_key(key: str) -> str | None:
-        """The digest a content-addressed key names (``ab/cdef...`` -> ``blake3:abcdef...``)."""
-        head, _, tail = key.partition("/")
-        hexpart = head + tail.split(".", 1)[0]
-        if len(head) == 2 and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
-            return f"blake3:{hexpart}"
-        return None
+        return digest_in_key(key)
 
     def iter_temp(self) -> Iterator[tuple[str, float]]:
         """Leftovers of interrupted writes: (name, age in seconds)."""

@@ -198,15 +198,9 @@ def _load_config(path: str | None) -> dict:
 
     if not path:
         return {}
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"monitor config '{path}' not found")
-    import yaml
+    from tether.config import read_yaml_file
 
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    raw = read_yaml_file(path, "monitor config") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of monitor params, got {type(raw).__name__}")
     return raw
