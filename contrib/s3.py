@@ -254,15 +254,9 @@ class S3Storage(Storage):
         return time.time() - modified.timestamp() if modified is not None else None
 
     def iter_temp(self) -> Iterator[tuple[str, float]]:
-        tmp = Path(self.workspace) / "s3-tmp"
-        if not tmp.is_dir():
-            return
-        now = time.time()
-        for path in tmp.iterdir():
-            try:
-                yield path.name, now - path.stat().st_mtime
-            except FileNotFoundError:
-                continue
+        from tether.plugins.local_storage import iter_leftovers
+
+        return iter_leftovers(Path(self.workspace) / "s3-tmp")
 
     def delete_temp(self, name: str) -> None:
         (Path(self.workspace) / "s3-tmp" / Path(name).name).unlink(missing_ok=True)

@@ -63,6 +63,18 @@ def digest_in_key(key: str) -> str | None:
     return None
 
 
+def iter_leftovers(folder: Path) -> Iterator[tuple[str, float]]:
+    """Files in a temp folder, as (name, age in seconds); files that vanish meanwhile are skipped."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for path in folder.iterdir():
+        try:
+            yield path.name, now - path.stat().st_mtime
+        except FileNotFoundError:  # finished meanwhile
+            continue
+
+
 @attrs.define(kw_only=True)
 class LocalStorage(Storage):
     """Objects in a local folder (default ``<workspace>/objects``)."""
@@ -201,15 +213,7 @@ class LocalStorage(Storage):
 
     def iter_temp(self) -> Iterator[tuple[str, float]]:
         """Leftovers of interrupted writes: (name, age in seconds)."""
-        tmp = self.path / ".tmp"
-        if not tmp.is_dir():
-            return
-        now = time.time()
-        for path in tmp.iterdir():
-            try:
-                yield path.name, now - path.stat().st_mtime
-            except FileNotFoundError:  # finished meanwhile
-                continue
+        return iter_leftovers(self.path / ".tmp")
 
     def delete_temp(self, name: str) -> None:
         (self.path / ".tmp" / Path(name).name).unlink(missing_ok=True)

@@ -20,7 +20,6 @@ The built-in backend keeps everything in one SQLite file in the workspace
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sqlite3
@@ -32,6 +31,7 @@ import attrs
 from tether import hookimpl
 from tether.backends import OnlineStore
 from tether.errors import ConfigError, DataError, NotFoundError, StoreError
+from tether.plugins.sqlite_store import SQLiteFile
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -208,61 +208,30 @@ class OnlineStoreBase(OnlineStore):
 
 
 @attrs.define(kw_only=True)
-class SQLiteOnlineStore(OnlineStoreBase):
+class SQLiteOnlineStore(SQLiteFile, OnlineStoreBase):
     """The latest feature values in a SQLite file (``<workspace>/online.db`` by default)."""
 
     name: ClassVar[str] = "sqlite"
-    workspace: str = ".tether"
-    path: str | None = None
-    _conn: sqlite3.Connection | None = attrs.field(default=None, init=False, repr=False)
-
-    @property
-    def file(self) -> Path:
-        return Path(self.path) if self.path else Path(self.workspace) / "online.db"
+    file_name: ClassVar[str] = "online.db"
+    label: ClassVar[str] = "online store"
+    schema_sql: ClassVar[str] = """
+        CREATE TABLE IF NOT EXISTS online_values (
+            view TEXT NOT NULL, entity TEXT NOT NULL, feature TEXT NOT NULL,
+            value TEXT NOT NULL, feature_ts INTEGER NOT NULL,
+            PRIMARY KEY (view, entity, feature)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS online_views (
+            view TEXT PRIMARY KEY, entity TEXT NOT NULL, features TEXT NOT NULL);
+    """
 
     def describe(self) -> str:
         return f"sqlite:{self.file}"
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                self.file.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.file, timeout=30, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(
-                    """CREATE TABLE IF NOT EXISTS online_values (
-                           view TEXT NOT NULL, entity TEXT NOT NULL, feature TEXT NOT NULL,
-                           value TEXT NOT NULL, feature_ts INTEGER NOT NULL,
-                           PRIMARY KEY (view, entity, feature)) WITHOUT ROWID;
-                       CREATE TABLE IF NOT EXISTS online_views (
-                           view TEXT PRIMARY KEY, entity TEXT NOT NULL, features TEXT NOT NULL);""")
-            except (OSError, sqlite3.Error) as exc:
-                raise StoreError(f"online store '{self.file}' cannot be opened: {exc}") from None
-            self._conn = conn
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
     def check(self) -> None:
-        self._connect()
-
-    @contextlib.contextmanager
-    def _transaction(self):
-        conn = self._connect()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        self._open()
 
     def write(self, view: str, rows: list[Row], *, entity: str, features: Sequence[str]) -> int:
         try:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 before = conn.total_changes
                 conn.executemany(
                     """INSERT INTO online_values (view, entity, feature, value, feature_ts)
@@ -282,7 +251,7 @@ class SQLiteOnlineStore(OnlineStoreBase):
         return written
 
     def read(self, view: str, keys: Sequence[str], features: Sequence[str]) -> dict[tuple[str, str], tuple[str, int]]:
-        conn = self._connect()
+        conn = self._open()
         found: dict[tuple[str, str], tuple[str, int]] = {}
         unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
@@ -296,16 +265,16 @@ class SQLiteOnlineStore(OnlineStoreBase):
         return found
 
     def view_info(self, view: str) -> dict[str, Any] | None:
-        row = self._connect().execute("SELECT entity, features FROM online_views WHERE view = ?", (view,)).fetchone()
+        row = self._open().execute("SELECT entity, features FROM online_views WHERE view = ?", (view,)).fetchone()
         return None if row is None else {"entity": row[0], "features": json.loads(row[1])}
 
     def drop_view(self, view: str) -> None:
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute("DELETE FROM online_values WHERE view = ?", (view,))
             conn.execute("DELETE FROM online_views WHERE view = ?", (view,))
 
     def count(self, view: str) -> int:
-        return self._connect().execute("SELECT COUNT(*) FROM online_values WHERE view = ?", (view,)).fetchone()[0]
+        return self._open().execute("SELECT COUNT(*) FROM online_values WHERE view = ?", (view,)).fetchone()[0]
 
 
 def open_online_store(host, plugin: str = "sqlite", params: dict[str, Any] | None = None, *,

@@ -170,32 +170,37 @@ class SQLRecordStore(MetadataStore):
 
 
 @attrs.define(kw_only=True)
-class SQLiteStore(SQLRecordStore):
-    """Records, runs and lineage in a SQLite file (default ``<workspace>/tether.db``)."""
+class SQLiteFile:
+    """A SQLite file in the workspace: one connection in WAL mode, its schema created on
+    first open, and ``write()`` transactions (``BEGIN IMMEDIATE``, rolled back on error).
 
-    name: ClassVar[str] = "sqlite"
+    Subclasses set ``file_name`` (the default under the workspace), ``schema_sql`` and
+    ``label`` (how errors name the file).
+    """
+
+    file_name: ClassVar[str]
+    schema_sql: ClassVar[str]
+    label: ClassVar[str]
+
     workspace: str = ".tether"
     path: str | None = None
     _conn: sqlite3.Connection | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def file(self) -> Path:
-        return Path(self.path) if self.path else Path(self.workspace) / "tether.db"
+        return Path(self.path) if self.path else Path(self.workspace) / self.file_name
 
-    def _connect(self, create: bool) -> sqlite3.Connection | None:
-        if self._conn is not None:
-            return self._conn
-        if not create and not self.file.exists():
-            return None
-        try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.file, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"metadata store '{self.file}' cannot be opened: {exc}") from None
-        self._conn = conn
-        return conn
+    def _open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.file.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.file, timeout=30, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(self.schema_sql)
+            except (OSError, sqlite3.Error) as exc:
+                raise StoreError(f"{self.label} '{self.file}' cannot be opened: {exc}") from None
+            self._conn = conn
+        return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -205,17 +210,32 @@ class SQLiteStore(SQLRecordStore):
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``; rolls back on any exception."""
-        conn = self._connect(create=True)
+        conn = self._open()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"metadata store '{self.file}' cannot be written: {exc}") from None
+            raise StoreError(f"{self.label} '{self.file}' cannot be written: {exc}") from None
         try:
             yield conn
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+@attrs.define(kw_only=True)
+class SQLiteStore(SQLiteFile, SQLRecordStore):
+    """Records, runs and lineage in a SQLite file (default ``<workspace>/tether.db``)."""
+
+    name: ClassVar[str] = "sqlite"
+    file_name: ClassVar[str] = "tether.db"
+    schema_sql: ClassVar[str] = SCHEMA
+    label: ClassVar[str] = "metadata store"
+
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._conn is None and not create and not self.file.exists():
+            return None  # reading never creates the database
+        return self._open()
 
 
 @hookimpl
