@@ -5,22 +5,24 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from tether import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_generator():
-    spec = importlib.util.spec_from_file_location("gen_hooks", ROOT / "docs" / "gen_hooks.py")
+def load_generator(name: str = "hooks"):
+    spec = importlib.util.spec_from_file_location(f"gen_{name}", ROOT / "docs" / f"gen_{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_hooks_reference_is_generated_from_the_specs():
-    expected = load_generator().render()
-    actual = (ROOT / "docs" / "hooks.md").read_text(encoding="utf-8")
-    assert actual == expected, "docs/hooks.md is stale: run `python docs/gen_hooks.py`"
+@pytest.mark.parametrize("name", ["hooks", "cli", "plugins"])
+def test_reference_pages_are_generated_from_the_code(name):
+    actual = (ROOT / "docs" / f"{name}.md").read_text(encoding="utf-8")
+    assert actual == load_generator(name).render(), f"docs/{name}.md is stale: run `python docs/gen_{name}.py`"
 
 
 def test_every_hook_is_documented_with_its_signature_and_an_example():
@@ -52,19 +54,3 @@ def test_docs_link_to_files_that_exist():
     for doc in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
         for target in re.findall(r"\]\(([^)#:]+\.md)\)", doc.read_text(encoding="utf-8")):
             assert (doc.parent / target).exists(), f"{doc.name} links to missing {target}"
-
-
-def test_cli_reference_is_generated_from_the_commands():
-    spec = importlib.util.spec_from_file_location("gen_cli", ROOT / "docs" / "gen_cli.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    actual = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert actual == module.render(), "docs/cli.md is stale: run `python docs/gen_cli.py`"
-
-
-def test_plugin_reference_is_generated_from_the_backends():
-    spec = importlib.util.spec_from_file_location("gen_plugins", ROOT / "docs" / "gen_plugins.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    actual = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-    assert actual == module.render(), "docs/plugins.md is stale: run `python docs/gen_plugins.py`"
