@@ -3,7 +3,8 @@
 A backend is an attrs class with two class variables, ``kind`` (what it is for) and
 ``name`` (what a chain writes after ``plugin:``); its attributes are the parameters a
 chain passes under ``params:``. Plugins add backends with the ``tether_add_backends``
-hook. The base classes below name each kind and document the methods tether calls.
+hook. The base class of each kind below is its contract: tether calls only the methods
+documented there, so any class implementing them can stand in for a built-in one.
 
 A backend that needs optional libraries lists their import names in ``requires`` and the
 extra that installs them in ``extra``; it stays listed, and using it without the extra
@@ -13,13 +14,27 @@ fails with the exact ``pip install`` to run.
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, ClassVar, Iterable, Iterator
 
 import attrs
 import cattrs
 
 from .errors import ConfigError, PluginError, did_you_mean
 from .serde import describe_structure_error
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .records import (
+        DatasetSnapshot,
+        Deployment,
+        DriftResult,
+        Evaluation,
+        FeatureSet,
+        Finding,
+        ModelVersion,
+        MonitorReport,
+        ObjectRef,
+        TrainedModel,
+    )
 
 #: kind -> what it is for; ``tether plugins`` prints these.
 KINDS: dict[str, str] = {
@@ -36,11 +51,8 @@ KINDS: dict[str, str] = {
     "drift": "statistical test for a change in one column's distribution",
     "window": "reads a current window to monitor, in Arrow record batches",
     "alert_sink": "delivers alerts",
-    "rollback": "rolls a deployment back to an earlier model version",
+    "rollback": "rolls a monitored deployment back when an alert asks for it",
     "online_store": "serves the latest feature values per entity",
-    "tracker": "mirrors runs, params and metrics to an experiment tracker",
-    "trace_sink": "receives LLM/RAG traces",
-    "rollout": "decides how traffic moves to a new model version",
 }
 
 
@@ -48,7 +60,7 @@ class Backend:
     """Base of every backend; subclasses set ``kind`` (via their base) and ``name``.
 
     A backend used by a chain stage may define ``preflight(self, *, context)``. The runner
-    calls it for every stage before the run is recorded, so bad input (a missing file, an
+    calls it once per stage before the run is recorded, so bad input (a missing file, an
     unreachable server) fails with nothing written to the store.
     """
 
@@ -62,84 +74,173 @@ class Backend:
         return [mod for mod in cls.requires if importlib.util.find_spec(mod) is None]
 
 
+def _abstract(self: Any, method: str) -> NotImplementedError:
+    return NotImplementedError(f"{type(self).__qualname__} ({self.kind} backend '{self.name}') "
+                               f"does not implement {method}()")
+
+
 class Storage(Backend):
-    """Immutable, content-addressed objects: ``put_*`` returns an ``ObjectRef`` whose
-    ``digest`` every read is checked against. Writes are atomic."""
+    """Immutable, content-addressed objects. Writes are atomic; every read is checked
+    against the digest the ``ObjectRef`` records, raising ``IntegrityError`` on a mismatch
+    and ``NotFoundError`` for a missing object. Keys never leave the storage root.
+
+    Optional, used when present: ``put_file(path, *, suffix, media_type, digest=None)``
+    (stream a local file in), ``verified_path(ref)`` (a local file already checked, for
+    memory-mapped reads), ``temp_path(suffix)``, and for ``tether verify --gc``:
+    ``iter_keys()``, ``digest_of_key(key)``, ``digest_in_key(key)``, ``delete(key)``,
+    ``iter_temp()`` and ``delete_temp(name)``.
+    """
 
     kind = "storage"
 
+    def put_bytes(self, data: bytes, *, suffix: str = "", media_type: str = "application/octet-stream") -> ObjectRef:
+        """Store ``data`` under a key derived from its digest; storing it twice is a no-op."""
+        raise _abstract(self, "put_bytes")
+
+    def read_bytes(self, ref: ObjectRef) -> bytes:
+        """The object's bytes, after checking them against ``ref.digest``."""
+        raise _abstract(self, "read_bytes")
+
+    def open(self, ref: ObjectRef) -> BinaryIO:
+        """A binary file object for streaming reads (not verified; see ``verify``)."""
+        raise _abstract(self, "open")
+
+    def verify(self, ref: ObjectRef) -> None:
+        """Re-hash the stored object; raise ``IntegrityError`` if it does not match."""
+        raise _abstract(self, "verify")
+
+    def describe(self) -> str:
+        """Where the objects live, for messages (never include secrets)."""
+        raise _abstract(self, "describe")
+
 
 class MetadataStore(Backend):
-    """Records, runs and lineage edges; every write is one transaction."""
+    """Records, runs and lineage edges. Every write is one transaction: a record and its
+    edges appear together or not at all. A store that was never written reads as empty.
+    """
 
     kind = "store"
 
+    def put(self, record: Any, *, parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
+            replace: bool = False) -> None:
+        """Write ``record`` with edges ``(parent_id, relation)``; an existing id is kept
+        unless ``replace`` (used for a run's final state)."""
+        raise _abstract(self, "put")
+
+    def put_versioned(self, build: Callable[[int], Any], *, kind: str, name: str,
+                      parents: Iterable[tuple[str, str]] = (), run_id: str | None = None) -> Any:
+        """Write ``build(n)``, ``n`` being the next version number of ``name``, in one
+        transaction that no concurrent writer can interleave; return the record."""
+        raise _abstract(self, "put_versioned")
+
+    def get(self, record_id: str, kind: str | None = None) -> Any:
+        """The record with this id (of ``kind`` if given), or ``None``."""
+        raise _abstract(self, "get")
+
+    def find(self, kind: str, *, name: str | None = None, limit: int | None = None) -> list[Any]:
+        """Records of ``kind`` (named ``name`` if given), newest first."""
+        raise _abstract(self, "find")
+
+    def lineage(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
+        """``{"upstream": [...], "downstream": [...]}`` edges with ``parent``, ``child``,
+        ``relation``, ``kind`` and ``depth``."""
+        raise _abstract(self, "lineage")
+
+    def close(self) -> None:
+        """Release connections; the store may be used again afterwards."""
+
 
 class Source(Backend):
-    """Reads the rows a snapshot captures.
-
-    Implement ``read(self, *, context) -> pyarrow.Table | Iterable[pyarrow.RecordBatch]``
-    and ``describe(self) -> str`` (shown on the dataset card; never include secrets).
-    """
+    """Reads the rows a snapshot captures."""
 
     kind = "source"
+
+    def read(self, *, context: Any) -> Any:
+        """A ``pyarrow.Table`` or an iterable of ``pyarrow.RecordBatch`` (streamed in order)."""
+        raise _abstract(self, "read")
+
+    def describe(self) -> str:
+        """What was read, shown on the dataset card (never include secrets)."""
+        raise _abstract(self, "describe")
 
 
 class SplitStrategy(Backend):
     """Assigns every row of a frame to a split.
 
-    Implement ``assign(self, frame, *, context) -> pandas.Series`` of ``"train"``,
-    ``"validation"``, ``"test"`` or ``"excluded"`` (a row deliberately left out, e.g. in a
-    time gap) aligned with ``frame``. ``context`` may be ``None`` outside a run. The
-    result must depend only on the rows and the parameters (use a ``seed`` parameter for
-    randomness), so the split is reproducible.
-
-    The split stage also reads the attributes ``entity_column``, ``time_column``,
-    ``label``, ``label_definition``, ``features_from``, ``ignore_columns`` and ``seed``
-    when present (the leakage checks use them); subclass ``tether.plugins.splits._Declared``
-    to get them all.
+    The split stage also reads the declarations below (``None`` / empty when a strategy
+    does not take them as parameters): the leakage checks use ``entity_column``,
+    ``time_column``, ``label``, ``features_from`` (a feature catalogue with availability
+    times) and ``ignore_columns``; the manifest records ``seed`` and ``label_definition``;
+    ``html`` is where the stage writes its report.
     """
 
     kind = "split"
+    entity_column: str | None = None
+    time_column: str | None = None
+    label: str | None = None
+    label_definition: str = ""
+    features_from: str | None = None
+    ignore_columns: tuple[str, ...] = ()
+    seed: int | None = None
+    html: str | None = None
+
+    def assign(self, frame: Any, *, context: Any) -> Any:
+        """A ``pandas.Series`` aligned with ``frame`` of ``"train"``, ``"validation"``,
+        ``"test"`` or ``"excluded"`` (a row deliberately left out, e.g. in a time gap).
+        ``context`` may be ``None`` outside a run. The result must depend only on the rows
+        and the parameters (use ``seed`` for randomness), so the split is reproducible."""
+        raise _abstract(self, "assign")
 
 
 class LeakageCheck(Backend):
-    """Checks a split for leakage.
-
-    Implement ``check(self, data) -> list[Finding]`` where ``data`` is a
-    ``tether.plugins.leakage.LeakageInput``: ``frame`` (pandas DataFrame), ``splits``
-    (one of ``train``/``validation``/``test``/``excluded`` per row), ``codes`` (0, 1, 2,
-    or -1 for excluded), ``fingerprints``, the declared ``entity_column``,
-    ``time_column`` and ``label`` (each possibly ``None``), the feature ``catalog`` and
-    ``ignore_columns``. Return no findings when there is nothing to report. Each finding
-    has ``check`` (the backend's ``name``), a one-line ``message``, ``evidence`` (row
-    positions, entities or columns, samples capped, with counts) and a ``fix``; its
-    ``severity`` is replaced by the chain's policy (``fail`` -> ``error``, ``warn`` ->
-    ``warning``). Set ``default_action`` (``fail`` or ``warn``) for when the policy does
-    not name the check; the check's attributes are the options a policy may set.
-    """
+    """Checks a split for leakage. Its attributes are the options a policy may set;
+    ``default_action`` (``fail`` or ``warn``) applies when the policy does not name it."""
 
     kind = "leakage"
+    default_action: ClassVar[str] = "fail"
+
+    def check(self, data: Any) -> list[Finding]:
+        """Findings about ``data`` (a ``tether.plugins.leakage.LeakageInput``: ``frame``,
+        ``splits``, ``codes`` (0, 1, 2, or -1 for excluded), ``fingerprints``, the declared
+        ``entity_column``, ``time_column`` and ``label``, the feature ``catalogue`` and
+        ``ignore_columns``); none when there is nothing to report. Each finding has
+        ``check`` (the backend's name), a one-line ``message``, capped ``evidence`` and a
+        ``fix``; the policy sets its severity."""
+        raise _abstract(self, "check")
 
 
 class Featurizer(Backend):
-    """Builds an unfitted transform with ``fit``/``transform`` (e.g. an sklearn Pipeline).
-
-    Implement ``build(self)`` (a fresh, unfitted transform), and the properties
-    ``input_columns`` (the columns ``fit``/``transform`` receive, in order) and
-    ``label_column`` (or ``None``). The featurize stage fits the transform on the training
-    split's rows only and stores the fitted object as the artifact batch scoring and
-    serving load; the fitted transform needs ``transform(frame)`` and
-    ``get_feature_names_out()``, and ``feature_names_in_`` for batch scoring.
-    """
+    """Builds the feature transform that the featurize stage fits on the training rows only
+    and stores as the artifact batch scoring and serving load unchanged. The fitted
+    transform needs ``transform(frame)``, ``get_feature_names_out()`` and
+    ``feature_names_in_``."""
 
     kind = "featurizer"
 
+    def build(self) -> Any:
+        """A fresh, unfitted transform with ``fit``/``transform`` (e.g. an sklearn Pipeline)."""
+        raise _abstract(self, "build")
+
+    @property
+    def input_columns(self) -> list[str]:
+        """The columns ``fit``/``transform`` receive, in order."""
+        raise _abstract(self, "input_columns")
+
+    @property
+    def label_column(self) -> str | None:
+        """The label column, kept beside the features, or ``None``."""
+        raise _abstract(self, "label_column")
+
 
 class Evaluator(Backend):
-    """Computes metrics of a fitted model on a held-out matrix."""
+    """Measures a trained model on a held-out split and decides whether it passes."""
 
     kind = "evaluator"
+
+    def evaluate(self, model: TrainedModel, features: FeatureSet, *, context: Any) -> Evaluation:
+        """An ``Evaluation`` of ``model`` on ``features``' held-out rows, with its metrics,
+        ``passed`` and the findings (failed gates) that explain a failure."""
+        raise _abstract(self, "evaluate")
 
 
 class Registry(Backend):
@@ -147,73 +248,123 @@ class Registry(Backend):
 
     kind = "registry"
 
+    def register(self, model: TrainedModel, evaluation: Evaluation | None, *, context: Any) -> ModelVersion:
+        """Write and return the new ``ModelVersion``; refuse (raise ``StageError``) a model
+        that must not be registered, e.g. one whose evaluation failed."""
+        raise _abstract(self, "register")
+
 
 class Deployer(Backend):
-    """Puts a model version to work and returns a ``Deployment`` record."""
+    """Puts a model version to work."""
 
     kind = "deployer"
 
+    def deploy(self, model_version: ModelVersion, snapshot: DatasetSnapshot | None, *, context: Any) -> Deployment:
+        """Deploy ``model_version`` (batch deployers score ``snapshot``); return the record."""
+        raise _abstract(self, "deploy")
+
 
 class Monitor(Backend):
-    """Compares a current window with a reference and returns a ``MonitorReport``.
-
-    The built-in ``drift`` monitor (``tether.plugins.monitoring``) reads the current window
-    through a ``window`` backend (``tether.plugins.monitor_windows``) in record batches.
-    """
+    """Compares a current window with a reference and returns a ``MonitorReport``."""
 
     kind = "monitor"
 
+    def run(self, *, reference: DatasetSnapshot | None, current: DatasetSnapshot | None,
+            deployment: Deployment | None, context: Any) -> MonitorReport:
+        """Monitor ``current`` (or the deployment's predictions) against ``reference``."""
+        raise _abstract(self, "run")
+
 
 class DriftTest(Backend):
-    """One statistical test on one column; returns a ``DriftResult``.
-
-    Implement ``run(self, column, ref, cur) -> DriftResult`` on two column sketches
-    (``tether.plugins.drift.NumericSketch`` / ``CategoricalSketch``), set the class
-    variables ``threshold_type`` (``p_value``, ``distance`` or ``std``), ``applies_to``
-    (``numeric``, ``categorical`` or ``both``) and ``version``; ``threshold`` is a param.
-    """
+    """One statistical test on one column. Set the class variables ``threshold_type``
+    (``p_value``, ``distance`` or ``std``), ``applies_to`` (``numeric``, ``categorical`` or
+    ``both``) and ``version``; ``threshold`` is a parameter."""
 
     kind = "drift"
 
+    def run(self, column: str, ref: Any, cur: Any) -> DriftResult:
+        """Compare two column sketches (``tether.plugins.drift.NumericSketch`` /
+        ``CategoricalSketch``) and return a ``DriftResult``."""
+        raise _abstract(self, "run")
+
+
+class Window(Backend):
+    """Reads the current window a monitor compares with its reference."""
+
+    kind = "window"
+
+    def batches(self, *, context: Any) -> Iterator[Any]:
+        """The window's rows as ``pyarrow.RecordBatch`` es, in bounded memory."""
+        raise _abstract(self, "batches")
+
+    def time_column_of(self, *, context: Any) -> str | None:
+        """The window's time column, if it knows one."""
+        return None
+
+    def describe(self) -> str:
+        """What the window is, for the report (never include secrets)."""
+        raise _abstract(self, "describe")
+
 
 class AlertSink(Backend):
-    """Delivers alerts: implement ``send(self, alerts: list[dict], *, context, report_id: str) -> None``."""
+    """Delivers alerts."""
 
     kind = "alert_sink"
+
+    def send(self, alerts: list[dict[str, Any]], *, context: Any, report_id: str) -> None:
+        """Deliver ``alerts`` raised by monitor report ``report_id``; raise on failure."""
+        raise _abstract(self, "send")
+
+
+class Rollback(Backend):
+    """Rolls a monitored deployment back. A monitor with ``rollback: {plugin, params}``
+    calls it once per report when an unsuppressed alert with action ``roll_back`` fires
+    and the monitored window belongs to a deployment."""
+
+    kind = "rollback"
+
+    def rollback(self, deployment: Deployment, *, reason: str, context: Any) -> Deployment | None:
+        """Roll back; return the deployment now serving, or ``None`` if there was nothing
+        to roll back to."""
+        raise _abstract(self, "rollback")
 
 
 class OnlineStore(Backend):
     """Serves the latest value of every feature per entity (``view`` names a feature group).
 
-    Implement (``tether.plugins.online_store.OnlineStoreBase`` builds ``materialize`` and
-    ``get_online_features`` on top of these):
-
-    * ``check(self) -> None``: raise ``StoreError`` if the store cannot be reached; called
-      before every write.
-    * ``write(self, view, rows, *, entity, features) -> int``: store ``rows`` of
-      ``(entity_id, feature, json_value, feature_ts_ns)`` all-or-nothing; a stored value is
-      replaced only by one with a newer feature timestamp, so writing the same rows again
-      changes nothing. Returns how many values changed. Also records the view's entity
-      column name and feature names.
-    * ``read(self, view, entity_ids, features) -> dict``: ``{(entity_id, feature):
-      (json_value, feature_ts_ns)}`` for the values that exist.
-    * ``view_info(self, view) -> dict | None``: ``{"entity": ..., "features": [...]}``.
-    * ``drop_view(self, view) -> None`` and ``describe(self) -> str`` (no secrets).
+    ``tether.plugins.online_store.OnlineStoreBase`` builds ``materialize`` and
+    ``get_online_features`` on top of these methods.
     """
 
     kind = "online_store"
 
+    def check(self) -> None:
+        """Raise ``StoreError`` if the store cannot be reached; called before every write."""
+        raise _abstract(self, "check")
 
-class Tracker(Backend):
-    kind = "tracker"
+    def write(self, view: str, rows: Iterable[tuple[str, str, str, int]], *, entity: str,
+              features: list[str]) -> int:
+        """Store ``(entity_id, feature, json_value, feature_ts_ns)`` rows all-or-nothing; a
+        stored value is replaced only by one with a newer feature timestamp, so writing the
+        same rows again changes nothing. Record the view's entity column and features.
+        Return how many values changed."""
+        raise _abstract(self, "write")
 
+    def read(self, view: str, entity_ids: list[str], features: list[str]) -> dict[tuple[str, str], tuple[str, int]]:
+        """``{(entity_id, feature): (json_value, feature_ts_ns)}`` for the values that exist."""
+        raise _abstract(self, "read")
 
-class TraceSink(Backend):
-    kind = "trace_sink"
+    def view_info(self, view: str) -> dict[str, Any] | None:
+        """``{"entity": ..., "features": [...]}``, or ``None`` for an unknown view."""
+        raise _abstract(self, "view_info")
 
+    def drop_view(self, view: str) -> None:
+        """Delete every value of ``view``."""
+        raise _abstract(self, "drop_view")
 
-class RolloutStrategy(Backend):
-    kind = "rollout"
+    def describe(self) -> str:
+        """Where the values live (never include secrets)."""
+        raise _abstract(self, "describe")
 
 
 def _strict_converter() -> cattrs.Converter:
@@ -299,10 +450,17 @@ class Backends:
             )
         return cls
 
-    def create(self, kind: str, name: str, params: dict[str, Any] | None = None, *, where: str = "") -> Any:
-        """Instantiate a backend from chain params; errors name the key path (``where``)."""
+    def create(self, kind: str, name: str, params: dict[str, Any] | None = None, *, where: str = "",
+               workspace: Any = None) -> Any:
+        """Instantiate a backend from chain params; errors name the key path (``where``).
+
+        ``workspace`` (a folder) is passed to backends with a ``workspace`` parameter that
+        the params leave unset: storage and stores that keep their files there.
+        """
         cls = self.get(kind, name, where=f"{where}.plugin" if where else "")
         params = dict(params or {})
+        if workspace is not None and "workspace" in attrs.fields_dict(cls):
+            params.setdefault("workspace", str(workspace))
         if self._converter is None:
             self._converter = _strict_converter()
         try:

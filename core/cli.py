@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from .commands import emit, host_of, json_option, open_workspace, workspace_option
 from .errors import TetherError
 
 BUILTIN = ("init", "run", "plugins", "runs", "lineage", "show")
@@ -55,36 +56,6 @@ class TetherGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands(everything=True)
         return super().list_commands(ctx)
-
-
-def host_of(ctx: click.Context):
-    return ctx.find_root().command.host
-
-
-def emit(ctx: click.Context, data: Any, human) -> None:
-    """Print ``data`` as JSON with ``--json``, else call ``human()``."""
-    if ctx.find_root().params.get("json_output") or ctx.params.get("json_output"):
-        from . import serde
-
-        def default(obj):
-            if hasattr(obj, "kind") and hasattr(obj, "schema_version"):
-                return serde.to_dict(obj)
-            return str(obj)
-
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=default))
-    else:
-        human()
-
-
-def open_workspace(ctx: click.Context, workspace: str | None):
-    from .context import Workspace
-
-    return Workspace.open(host_of(ctx), workspace or ".tether")
-
-
-workspace_option = click.option("--workspace", "-w", default=".tether", show_default=True,
-                                 help="Workspace folder (storage + metadata store).")
-json_option = click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
 
 
 @click.group(cls=TetherGroup, context_settings={"help_option_names": ["-h", "--help"]})

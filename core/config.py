@@ -119,6 +119,10 @@ class ChainConfig:
     store: BackendConfig = BackendConfig(plugin="sqlite")
     policy: dict[str, Any] = attrs.field(factory=dict)
     stages: tuple[StageConfig, ...] = ()
+    #: the ``storage``/``store`` sections as written (``${VAR}`` kept): what a workspace remembers
+    backends_as_written: dict[str, Any] = attrs.field(factory=dict)
+    #: backend instances built by validation: ``storage``, ``store`` and one per stage id
+    backends: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
     def stage_ids(self) -> list[str]:
         return [s.id for s in self.stages]
@@ -139,7 +143,8 @@ class ChainConfig:
 # --- reading ------------------------------------------------------------------------------
 
 
-def _parse_text(text: str, source: str, suffix: str) -> Any:
+def parse_text(text: str, source: str, suffix: str) -> Any:
+    """Parse chain or catalogue text: TOML if ``suffix`` is ``.toml``, else YAML (safe_load)."""
     if suffix == ".toml":
         try:
             import tomllib
@@ -173,11 +178,12 @@ def read_yaml_file(path: str | os.PathLike, what: str) -> Any:
     """Parse a YAML file with ``safe_load``; a missing, unreadable or invalid file is a
     ConfigError naming ``what`` and the path (``feature catalogue 'f.yaml' not found``)."""
     path = Path(path)
-    return _parse_text(_read_text(path, what), f"{what} '{path}'", ".yaml")
+    return parse_text(_read_text(path, what), f"{what} '{path}'", ".yaml")
 
 
-def _interpolate(value: Any, where: str) -> Any:
-    """Replace ``${VAR}`` in every string; ``where`` is the key path for errors."""
+def interpolate(value: Any, where: str) -> Any:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string of ``value``, nested
+    mappings and lists included; ``where`` is the key path errors name."""
     if isinstance(value, str):
         def sub(match: re.Match) -> str:
             name, default = match.group(1), match.group(2)
@@ -191,9 +197,9 @@ def _interpolate(value: Any, where: str) -> Any:
 
         return _ENV.sub(sub, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
 
 
@@ -201,7 +207,7 @@ def load_chain(path: str | os.PathLike, host: PluginHost) -> ChainConfig:
     """Read, interpolate and fully validate the chain file at ``path``."""
     path = Path(path)
     text = _read_text(path, "chain file")
-    raw = _parse_text(text, str(path), path.suffix.lower())
+    raw = parse_text(text, str(path), path.suffix.lower())
     return build_chain(raw, host, text=text, path=path)
 
 
@@ -219,8 +225,9 @@ def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None
         )
     if raw.get("version") != 1:
         raise ConfigError(f"{source}: version: expected 1, got {raw.get('version')!r}")
+    as_written = {key: raw[key] for key in ("storage", "store") if raw.get(key) is not None}
     try:
-        raw = _interpolate(raw, "")
+        raw = interpolate(raw, "")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     base_dir = (base_dir or (path.parent if path else Path.cwd())).resolve()
@@ -241,8 +248,8 @@ def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None
         except Exception as exc:
             raise ConfigError(f"{source}: plugins[{i}]: {exc}") from None
 
-    storage = _backend_config(raw.get("storage"), "storage", "local", source)
-    store = _backend_config(raw.get("store"), "store", "sqlite", source)
+    storage = parse_backend_config(raw.get("storage"), "storage", "local", source)
+    store = parse_backend_config(raw.get("store"), "store", "sqlite", source)
     policy = raw.get("policy") or {}
     if not isinstance(policy, dict):
         raise ConfigError(f"{source}: policy: expected a mapping, got {policy!r}")
@@ -254,13 +261,15 @@ def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None
     chain = ChainConfig(
         name=name, path=path, base_dir=base_dir, workspace=workspace, text=text,
         digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(), plugins=tuple(plugins),
-        storage=storage, store=store, policy=policy, stages=stages,
+        storage=storage, store=store, policy=policy, stages=stages, backends_as_written=as_written,
     )
     validate_chain(chain, host)
     return chain
 
 
-def _backend_config(value: Any, key: str, default: str, source: str) -> BackendConfig:
+def parse_backend_config(value: Any, key: str, default: str, source: str) -> BackendConfig:
+    """A ``storage:``/``store:`` section (a plugin name, or ``{plugin, params}``) as a
+    :class:`BackendConfig`; ``default`` is the plugin when the section is absent."""
     if value is None:
         return BackendConfig(plugin=default)
     if isinstance(value, str):
@@ -355,10 +364,10 @@ def step_arguments(func) -> list[str]:
 def validate_chain(chain: ChainConfig, host: PluginHost) -> None:
     """Check every stage's plugin, params and inputs before anything runs."""
     source = str(chain.path) if chain.path else "chain"
-    from .context import create_workspace_backend
-
-    create_workspace_backend(host, "storage", chain.storage, chain.workspace, where=f"{source}: storage")
-    create_workspace_backend(host, "store", chain.store, chain.workspace, where=f"{source}: store")
+    backends = chain.backends
+    for key, config in (("storage", chain.storage), ("store", chain.store)):
+        backends[key] = host.backends.create(key, config.plugin, config.params, where=f"{source}: {key}",
+                                             workspace=chain.workspace)
     produced: dict[str, str] = {}  # stage id -> record kind, in order
     for stage in chain.stages:
         where = f"{source}: {stage.where}"
@@ -376,7 +385,7 @@ def validate_chain(chain: ChainConfig, host: PluginHost) -> None:
             optional: tuple[str, ...] = ()
         else:
             spec = STAGES[stage.stage]
-            host.backends.create(spec.backend_kind, stage.plugin, stage.params, where=where)
+            backends[stage.id] = host.backends.create(spec.backend_kind, stage.plugin, stage.params, where=where)
             needed, optional = spec.inputs, spec.optional
         for arg, ref in stage.inputs.items():
             if arg not in needed:

@@ -63,3 +63,14 @@ def did_you_mean(word: str, choices) -> str:
 
     match = difflib.get_close_matches(word, list(choices), n=1)
     return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def reject_unknown_keys(mapping, allowed, where: str, *, what: str = "key") -> None:
+    """Raise ConfigError naming the first key of ``mapping`` not in ``allowed``, with a
+    did-you-mean hint and the allowed keys (``policy.skew_gate: unknown key 'treshold'...``)."""
+    allowed = list(allowed)
+    unknown = [key for key in mapping if key not in allowed]
+    if unknown:
+        key = str(unknown[0])
+        raise ConfigError(f"{where}: unknown {what} '{key}'{did_you_mean(key, allowed)} "
+                          f"(allowed: {', '.join(map(str, allowed)) or 'none'})")

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 
 from .config import STAGES, ChainConfig, StageConfig, resolve_step, step_arguments
-from .context import RunContext, Workspace
+from .context import RunContext
 from .errors import ConfigError, NotFoundError, StageError, TetherError
 from .log import get_logger, redact
 from .records import RECORD_KINDS, Run, StageRun, TrainedModel, new_id, utcnow
+from .workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import PluginHost

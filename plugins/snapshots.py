@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     import pyarrow as pa
 
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
 #: Version tag mixed into every fingerprint; bump it if the canonical form ever changes.
 FINGERPRINT_SCHEME = "tether-fingerprint/1"
@@ -1145,10 +1145,10 @@ def create_snapshot(data, *, name: str, workspace: Workspace | str | os.PathLike
                                key=["customer_id"], card={"owner": "data-team"})
         print(snap.id, snap.version)
 
-    ``workspace`` is a :class:`~tether.context.Workspace` or a workspace folder. Returns the
+    ``workspace`` is a :class:`~tether.workspace.Workspace` or a workspace folder. Returns the
     record, already in the metadata store; identical data returns the existing snapshot.
     """
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     own = not isinstance(workspace, Workspace)
     if own:

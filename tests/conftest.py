@@ -24,7 +24,7 @@ def host():
 
 @pytest.fixture
 def workspace(tmp_path, host):
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     ws = Workspace.open(host, tmp_path / ".tether")
     yield ws

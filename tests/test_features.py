@@ -235,7 +235,7 @@ def test_user_transform_is_fitted_on_training_rows_only(project, host):
     run, outputs = run_chain(chain(project, host, spec, deploy), host)
     features = outputs["featurize"]
     split = outputs["split"]
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     ws = Workspace.for_chain(load_chain(project / "chain.yaml", host), host)
     assignment = ws.read_frame(split.assignment, columns=["split"])["split"]
@@ -306,7 +306,7 @@ def test_featurize_validates_links_definitions_and_lineage_reaches_models(projec
     assert features.findings == ()
     assert set(features.definition_ids) == {"feature-tenure_months-1", "feature-monthly_charges-1",
                                             "feature-total_charges-1", "feature-contract-1"}
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     ws = Workspace.for_chain(load_chain(project / "chain.yaml", host), host)
     assert [m["model_version"] for m in models_using(ws.store, "contract")] == ["mv-churn-1"]
@@ -465,7 +465,7 @@ def test_a_misspelt_skew_gate_fails_before_the_run(project, host):
     gate = "\npolicy:\n  skew_gate: {source: 'churn.data:scoring_batch', tolerence: 0.1}\n"
     with pytest.raises(ConfigError, match="policy.skew_gate: unknown key 'tolerence'; did you mean 'tolerance'"):
         run_chain(chain(project, host, spec, gate), host)
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     ws = Workspace.for_chain(load_chain(project / "chain.yaml", host), host)
     assert ws.store.find("run") == []  # nothing ran, nothing recorded

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tether.config import load_chain
-from tether.context import Workspace
+from tether.workspace import Workspace
 from tether.errors import ConfigError, IntegrityError, NotFoundError, StageError
 from tether.runner import run_chain
 

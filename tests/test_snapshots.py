@@ -318,7 +318,7 @@ def test_failing_sql_and_mixed_sql_types_are_clear(tmp_path, workspace, context)
 
 def test_unwritable_storage_root_fails_before_reading(tmp_path, host):
     from tether.config import BackendConfig
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the storage folder should be")

@@ -127,7 +127,7 @@ MEMORY_CHILD = textwrap.dedent("""
     import pyarrow, pyarrow.parquet, pyarrow.dataset, pandas, numpy, xxhash, blake3
     import tether.plugins.snapshots as snapshots
     from tether.plugins.snapshots import create_snapshot
-    from tether.context import Workspace
+    from tether.workspace import Workspace
     from tether.manager import PluginHost
 
     folder, ws_path, headroom = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -179,7 +179,7 @@ def write_chain(tmp_path, frame, split_params, policy=None):
 
 def run(path, host):
     from tether.config import load_chain
-    from tether.context import Workspace
+    from tether.workspace import Workspace
     from tether.runner import run_chain
 
     chain = load_chain(path, host)
@@ -191,7 +191,7 @@ def run(path, host):
 
 
 def test_split_stage_records_a_manifest_usable_for_the_same_rows(tmp_path, host):
-    from tether.context import Workspace
+    from tether.workspace import Workspace
     from tether.plugins.splits import rows_of
 
     frame = customers(2000, entities=2000)
@@ -215,7 +215,7 @@ def test_split_stage_records_a_manifest_usable_for_the_same_rows(tmp_path, host)
 
 
 def test_a_failing_check_fails_the_stage_but_stores_the_manifest(tmp_path, host):
-    from tether.context import Workspace
+    from tether.workspace import Workspace
     from tether.plugins.leakage import LeakageFailed
 
     frame = customers(1000)
@@ -280,7 +280,7 @@ def test_split_show_and_leakage_cli(tmp_path, tether_cli):
 
 
 def test_policy_typos_and_missing_catalogues_fail_before_the_run(tmp_path, host):
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     frame = customers(200)
     path = write_chain(tmp_path, frame, {"plugin": "random", "params": {}},

@@ -88,7 +88,7 @@ def s3_params(s3_endpoint, tmp_path, monkeypatch):
 @pytest.fixture
 def s3_workspace(host, tmp_path, s3_params):
     from tether.config import BackendConfig
-    from tether.context import Workspace
+    from tether.workspace import Workspace
 
     ws = Workspace.open(host, tmp_path / "ws", storage=BackendConfig(plugin="s3", params=s3_params))
     yield ws
@@ -154,7 +154,7 @@ def test_chain_with_s3_storage_and_cli_verify(tmp_path, s3_params, tether_cli):
 
 def test_unreachable_endpoint_is_a_store_error(host, tmp_path, monkeypatch):
     from tether.config import BackendConfig
-    from tether.context import Workspace
+    from tether.workspace import Workspace
     from tether.errors import StoreError
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")

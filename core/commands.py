@@ -1,0 +1,83 @@
+"""The helper API for plugin commands: what a ``commands`` module may import.
+
+A plugin adds subcommands through the ``tether_add_commands`` hook and builds them with
+click plus these helpers, never by importing :mod:`tether.cli`::
+
+    import click
+    from tether.commands import emit, json_option, open_workspace, workspace_option
+
+    @click.command()
+    @workspace_option
+    @json_option
+    @click.pass_context
+    def hello(ctx, workspace, json_output):
+        ws = open_workspace(ctx, workspace)
+        runs = ws.store.find("run", limit=5)
+        emit(ctx, runs, lambda: click.echo(f"{len(runs)} recent runs"))
+
+    @hookimpl
+    def tether_add_commands(cli):
+        cli.add_command(hello)
+
+Keep a commands module light at import time (click only): import pandas, pyarrow and
+the plugin's own machinery inside the command function, so ``tether --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Callable
+
+import click
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .manager import PluginHost
+    from .workspace import Workspace
+
+#: ``--workspace/-w PATH``: the workspace folder a command reads and writes.
+workspace_option = click.option("--workspace", "-w", default=".tether", show_default=True,
+                                 help="Workspace folder (storage + metadata store).")
+
+#: ``--json``: machine-readable output; the command receives ``json_output``.
+json_option = click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
+
+
+def host_of(ctx: click.Context) -> PluginHost:
+    """The plugin host of this invocation (created on first use, shared by all commands)."""
+    return ctx.find_root().command.host
+
+
+def open_workspace(ctx: click.Context, workspace: str | None) -> Workspace:
+    """Open the workspace at ``workspace`` with the backends a chain last ran it with;
+    it is closed when the command ends."""
+    from .workspace import Workspace
+
+    ws = Workspace.open(host_of(ctx), workspace or ".tether")
+    ctx.call_on_close(ws.close)
+    return ws
+
+
+def wants_json(ctx: click.Context) -> bool:
+    """Whether ``--json`` was given to this command."""
+    return bool(ctx.params.get("json_output") or ctx.find_root().params.get("json_output"))
+
+
+def to_json(data: Any) -> str:
+    """``data`` as indented JSON; records are serialized through tether's converter."""
+
+    def default(obj: Any) -> Any:
+        if hasattr(obj, "kind") and hasattr(obj, "schema_version"):
+            from . import serde
+
+            return serde.to_dict(obj)
+        return str(obj)
+
+    return json.dumps(data, indent=2, sort_keys=True, default=default)
+
+
+def emit(ctx: click.Context, data: Any, human: Callable[[], None]) -> None:
+    """Print ``data`` as JSON with ``--json``, else call ``human()`` to print text."""
+    if wants_json(ctx):
+        click.echo(to_json(data))
+    else:
+        human()

@@ -1,0 +1,182 @@
+"""A workspace: one folder with its storage (objects) and metadata store (records).
+
+:class:`Workspace` is what a run, the CLI commands and the Python API read and write
+through. It is a context manager that closes its store::
+
+    with Workspace.open(host, ".tether") as ws:
+        runs = ws.store.find("run", limit=5)
+
+Everything read back from storage is checked against its recorded digest first; a
+pickled artifact is never unpickled before that check passes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import BackendConfig, interpolate, parse_backend_config
+from .errors import ConfigError, IntegrityError, NotFoundError
+from .records import ObjectRef
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .config import ChainConfig
+    from .manager import PluginHost
+    from .records import DatasetSnapshot
+
+#: The file in a workspace folder that remembers the backends a chain last ran it with.
+WORKSPACE_FILE = "workspace.json"
+DEFAULT_STORAGE = BackendConfig(plugin="local")
+DEFAULT_STORE = BackendConfig(plugin="sqlite")
+
+
+def remembered_backends(root: Path) -> tuple[BackendConfig | None, BackendConfig | None]:
+    """The ``storage`` and ``store`` sections recorded in ``<root>/workspace.json``, with
+    ``${VAR}`` placeholders expanded now; ``(None, None)`` if there is no such file."""
+    path = root / WORKSPACE_FILE
+    if not path.is_file():
+        return None, None
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; remove it")
+    try:
+        raw = interpolate(json.loads(path.read_text(encoding="utf-8")), "")
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc}); delete it to use local storage and SQLite") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'storage' and 'store'; delete it to use the defaults")
+    return (parse_backend_config(raw.get("storage"), "storage", "local", str(path)),
+            parse_backend_config(raw.get("store"), "store", "sqlite", str(path)))
+
+
+class Workspace:
+    """A workspace folder with its storage and metadata store."""
+
+    def __init__(self, root: Path, storage: Any, store: Any) -> None:
+        self.root = Path(root)
+        self.storage = storage
+        self.store = store
+
+    @classmethod
+    def open(cls, host: PluginHost, root: str | Path = ".tether", *, storage: BackendConfig | None = None,
+             store: BackendConfig | None = None) -> Workspace:
+        """Open a workspace. Without explicit backends, those a chain ran with (remembered
+        in ``<root>/workspace.json``) are used, else local storage and SQLite."""
+        root = Path(root).resolve()
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"workspace '{root}' is a file, not a folder; point --workspace at a folder")
+        if storage is None and store is None:
+            storage, store = remembered_backends(root)
+        backends = host.backends
+        return cls(
+            root,
+            backends.create("storage", (storage or DEFAULT_STORAGE).plugin, (storage or DEFAULT_STORAGE).params,
+                            where="storage", workspace=root),
+            backends.create("store", (store or DEFAULT_STORE).plugin, (store or DEFAULT_STORE).params,
+                            where="store", workspace=root),
+        )
+
+    @classmethod
+    def for_chain(cls, chain: ChainConfig, host: PluginHost) -> Workspace:
+        """The workspace a validated chain names, with the backend instances built when it
+        was validated."""
+        if "storage" in chain.backends and "store" in chain.backends:
+            return cls(chain.workspace, chain.backends["storage"], chain.backends["store"])
+        return cls.open(host, chain.workspace, storage=chain.storage, store=chain.store)
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def remember(self, chain: ChainConfig) -> None:
+        """Record the chain's ``storage``/``store`` sections as written (``${VAR}`` kept, so no
+        secrets) in ``workspace.json``, so CLI commands open the same backends later."""
+        if not chain.backends_as_written:
+            return
+        text = json.dumps(chain.backends_as_written, indent=2, sort_keys=True)
+        target = self.root / WORKSPACE_FILE
+        if target.is_file() and target.read_text(encoding="utf-8") == text:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".workspace-", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if callable(close):
+            close()
+
+    def get(self, record_id: str, kind: str | None = None):
+        """The record with ``record_id`` (of ``kind`` if given), or ``None``."""
+        return self.store.get(record_id, kind=kind)
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def put_frame(self, frame: Any) -> ObjectRef:
+        """Write a DataFrame or Arrow table as a zstd Parquet object."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame, preserve_index=False)
+        sink = io.BytesIO()
+        pq.write_table(table, sink, compression="zstd")
+        return self.storage.put_bytes(sink.getvalue(), suffix=".parquet", media_type="application/vnd.apache.parquet")
+
+    def read_table(self, ref: ObjectRef, columns: list[str] | None = None):
+        """A stored Parquet object as an Arrow table, after its digest was checked."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        data = self.storage.read_bytes(ref)  # verified
+        return pq.read_table(pa.BufferReader(data), columns=columns)
+
+    def read_frame(self, ref: ObjectRef, columns: list[str] | None = None) -> pd.DataFrame:
+        """A stored Parquet object as a DataFrame, after its digest was checked."""
+        return self.read_table(ref, columns).to_pandas()
+
+    def put_object(self, obj: Any) -> ObjectRef:
+        """Pickle ``obj`` (a fitted model or transform) as a content-addressed artifact."""
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        return self.storage.put_bytes(data, suffix=".pkl", media_type="application/x-python-pickle")
+
+    def load_object(self, ref: ObjectRef) -> Any:
+        """Unpickle an artifact, only after its bytes matched the recorded digest."""
+        data = self.storage.read_bytes(ref)  # raises IntegrityError before any unpickling
+        return pickle.loads(data)  # noqa: S301 - digest verified above
+
+    def read_snapshot(self, snapshot: DatasetSnapshot, columns: list[str] | None = None) -> pd.DataFrame:
+        """The snapshot's rows as a DataFrame, every object verified against its digest first.
+
+        Objects are verified by streaming them through the hash (storage backends with
+        ``verified_path`` hand back a local file that pyarrow then memory-maps), so memory
+        holds the decoded frame only. ``columns`` reads just those columns.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not snapshot.objects:
+            raise IntegrityError(f"snapshot {snapshot.id} has no stored objects")
+        tables = []
+        getter = getattr(self.storage, "verified_path", None)
+        for ref in snapshot.objects:
+            try:
+                if callable(getter):
+                    tables.append(pq.read_table(getter(ref), columns=columns, memory_map=True))
+                else:
+                    tables.append(self.read_table(ref, columns))
+            except NotFoundError:
+                raise IntegrityError(f"snapshot {snapshot.id}: object '{ref.key}' is missing from storage") from None
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        return table.to_pandas()
