@@ -91,15 +91,16 @@ _HOST = None
 def tether_report(ref_t: pa.Table, cur_t: pa.Table, tests=None):
     from tether.context import RunContext
     from tether.manager import PluginHost
-    from tether.plugins.monitor_windows import profile_batches
-    from tether.plugins.monitoring import DriftMonitor, run_monitor
+    from tether.plugins.monitoring.monitor import DriftMonitor
+    from tether.plugins.monitoring.params import DriftParams
+    from tether.plugins.monitoring.profiles import profile_batches
 
     global _HOST
     host = _HOST = _HOST or PluginHost(entry_points=False)  # loaded once, like the imports
-    monitor = DriftMonitor(tests=tests or {})
+    monitor = DriftMonitor(drift=DriftParams(tests=tests or {}))
     ref = profile_batches([ref_t], **monitor.builder_args())
-    return run_monitor(monitor, reference=ref, current_batches=[cur_t], context=RunContext(host=host, workspace=None),
-                       reference_id="reference", current_id="current", send=False, launch=False)
+    return monitor.check(reference=ref, current_batches=[cur_t], context=RunContext(host=host, workspace=None),
+                         reference_id="reference", current_id="current", send=False, launch=False)
 
 
 def best_of(fn, repeat: int):

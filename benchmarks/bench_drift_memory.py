@@ -58,16 +58,17 @@ def child_tether(ref_path: str, cur_path: str, batch_rows: int, limit_rows: int)
 
     from tether.context import RunContext
     from tether.manager import PluginHost
-    from tether.plugins.monitor_windows import file_batches, profile_batches
-    from tether.plugins.monitoring import DriftMonitor, run_monitor
+    from tether.plugins.monitoring.monitor import DriftMonitor
+    from tether.plugins.monitoring.profiles import profile_batches
+    from tether.plugins.monitoring.windows import file_batches
 
     t0 = time.perf_counter()
     host = PluginHost(entry_points=False)
     monitor = DriftMonitor()
     ref = profile_batches(file_batches(ref_path, batch_rows), **monitor.builder_args())
     batches = islice(file_batches(cur_path, batch_rows), -(-limit_rows // batch_rows))
-    report = run_monitor(monitor, reference=ref, current_batches=batches, context=RunContext(host=host, workspace=None),
-                         reference_id="ref", current_id="cur", send=False, launch=False)
+    report = monitor.check(reference=ref, current_batches=batches, context=RunContext(host=host, workspace=None),
+                           reference_id="ref", current_id="cur", send=False, launch=False)
     return {"seconds": time.perf_counter() - t0, "rows": report.details["current_rows"],
             "drifted": report.details["drifted_columns"]}
 

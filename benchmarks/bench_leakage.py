@@ -74,7 +74,9 @@ def pandas_duplicates(frame, splits):
 
 
 def tether_duplicates(frame, splits):
-    from tether.plugins.leakage import ExactDuplicates, LeakageInput, NearDuplicates
+    from tether.plugins.leakage.duplicates import ExactDuplicates
+    from tether.plugins.leakage.input import LeakageInput
+    from tether.plugins.leakage.near_duplicates import NearDuplicates
 
     data = LeakageInput(frame=frame, splits=splits)
     exact, t_exact = timed(lambda: ExactDuplicates().check(data))
@@ -110,7 +112,8 @@ def sklearn_target_scan(frame, label, threshold=0.98):
 
 
 def tether_target_scan(frame, splits, label):
-    from tether.plugins.leakage import LeakageInput, TargetLeakage
+    from tether.plugins.leakage.input import LeakageInput
+    from tether.plugins.leakage.target import TargetLeakage
 
     found = TargetLeakage().check(LeakageInput(frame=frame, splits=splits, label=label))
     return found[0].evidence["columns"] if found else []

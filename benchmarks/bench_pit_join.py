@@ -18,8 +18,7 @@ import time
 import duckdb
 import numpy as np
 import pandas as pd
-
-from tether.plugins.pit import point_in_time_join
+from tether.plugins.features.pit import point_in_time_join
 
 LAG, TTL = pd.Timedelta("1D"), pd.Timedelta("30D")
 FEATURES = [f"f{i}" for i in range(5)]

@@ -74,7 +74,7 @@ def best(func, repeat: int) -> float:
 
 
 def main() -> None:
-    from tether.plugins.snapshots import fingerprint_table
+    from tether.plugins.snapshots.fingerprint import fingerprint_table
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--gib", type=float, default=1.0)

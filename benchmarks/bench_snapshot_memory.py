@@ -34,7 +34,7 @@ CHILD = textwrap.dedent("""
     out = {"mode": mode}
     try:
         if mode == "snapshot":
-            from tether.plugins.snapshots import create_snapshot
+            from tether.plugins.snapshots.create import create_snapshot
             snap = create_snapshot(folder, name="big-folder", workspace=ws)
             out.update(ok=True, rows=snap.num_rows, objects=len(snap.objects), stored_bytes=snap.size_bytes,
                        id=snap.id)

@@ -56,7 +56,7 @@ def bare(frame: pd.DataFrame, out: Path) -> None:
 
 
 def tether(frame: pd.DataFrame, workspace: Path):
-    from tether.plugins.snapshots import create_snapshot
+    from tether.plugins.snapshots.create import create_snapshot
 
     return create_snapshot(frame, name="bench", workspace=workspace, time_column="ts")
 
@@ -94,7 +94,7 @@ def main() -> None:
           f"(runs: {', '.join(f'{t:.2f}' for t in t_bare)}); {size / 1e6:.0f} MB written")
     print(f"  tether create_snapshot (hash + zstd + record)     best {min(t_tether):6.2f} s   "
           f"(runs: {', '.join(f'{t:.2f}' for t in t_tether)}); {snap.size_bytes / 1e6:.0f} MB written")
-    med = lambda ts: sorted(ts)[len(ts) // 2]  # noqa: E731
+    med = lambda ts: sorted(ts)[len(ts) // 2]
     print(f"tether / bare: best {min(t_tether) / min(t_bare):.2f}x, median {med(t_tether) / med(t_bare):.2f}x "
           f"(writing to {data})")
     shutil.rmtree(data, ignore_errors=True)

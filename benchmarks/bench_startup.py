@@ -63,7 +63,7 @@ def import_time_ms(env: dict, repeat: int) -> float:
     for _ in range(repeat):
         out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import tether"], env=env,
                              capture_output=True, text=True, check=True).stderr
-        cumulative = [int(m.group(1)) for m in re.finditer(r"\|\s*(\d+) \|\s*tether$", out, re.M)]
+        cumulative = [int(m.group(1)) for m in re.finditer(r"\|\s*(\d+) \|\s*tether$", out, re.MULTILINE)]
         values.append(cumulative[-1] / 1000)
     return statistics.median(values)
 

@@ -14,10 +14,10 @@ a server that is down is a one-line :class:`~tether.errors.StoreError`.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import attrs
-
 from tether import hookimpl
 from tether.errors import StoreError
 from tether.plugins.online_store import OnlineStoreBase, Row

@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Iterator
+from typing import Any, BinaryIO, ClassVar
 
 import attrs
-
 from tether import hookimpl
 from tether.backends import Storage
 from tether.errors import IntegrityError, NotFoundError, StoreError

@@ -28,6 +28,6 @@ __all__ = [
     "StageError",
     "StoreError",
     "TetherError",
-    "hookimpl",
     "__version__",
+    "hookimpl",
 ]

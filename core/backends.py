@@ -14,13 +14,13 @@ fails with the exact ``pip install`` to run.
 from __future__ import annotations
 
 import importlib.util
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, ClassVar, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import attrs
-import cattrs
 
 from .errors import ConfigError, PluginError, did_you_mean
-from .serde import describe_structure_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from .records import (
@@ -137,8 +137,10 @@ class MetadataStore(Backend):
         """The record with this id (of ``kind`` if given), or ``None``."""
         raise _abstract(self, "get")
 
-    def find(self, kind: str, *, name: str | None = None, limit: int | None = None) -> list[Any]:
-        """Records of ``kind`` (named ``name`` if given), newest first."""
+    def find(self, kind: str, *, name: str | None = None, limit: int | None = None,
+             prefix: str | None = None) -> list[Any]:
+        """Records of ``kind``, newest first: those named ``name``, or whose id starts with
+        ``prefix``, if given."""
         raise _abstract(self, "find")
 
     def lineage(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -154,6 +156,12 @@ class Source(Backend):
     """Reads the rows a snapshot captures."""
 
     kind = "source"
+    #: what the snapshot stage records besides the rows: the dataset name (default: the
+    #: stage id), the time column, the key columns and declared dataset-card fields
+    dataset: str = ""
+    time_column: str | None = None
+    key: tuple[str, ...] = ()
+    card: Mapping[str, Any] = MappingProxyType({})
 
     def read(self, *, context: Any) -> Any:
         """A ``pyarrow.Table`` or an iterable of ``pyarrow.RecordBatch`` (streamed in order)."""
@@ -200,7 +208,7 @@ class LeakageCheck(Backend):
     default_action: ClassVar[str] = "fail"
 
     def check(self, data: Any) -> list[Finding]:
-        """Findings about ``data`` (a ``tether.plugins.leakage.LeakageInput``: ``frame``,
+        """Findings about ``data`` (a ``tether.plugins.leakage.input.LeakageInput``: ``frame``,
         ``splits``, ``codes`` (0, 1, 2, or -1 for excluded), ``fingerprints``, the declared
         ``entity_column``, ``time_column`` and ``label``, the feature ``catalogue`` and
         ``ignore_columns``); none when there is nothing to report. Each finding has
@@ -216,6 +224,13 @@ class Featurizer(Backend):
     ``feature_names_in_``."""
 
     kind = "featurizer"
+    #: A feature catalogue (YAML, relative to the chain) the featurize stage applies to the
+    #: metadata store and validates the input columns against; ``None`` for none.
+    catalogue: str | None = None
+    #: Check the input columns against their definitions (from ``catalogue`` or stored).
+    validate: bool = True
+    #: Whether an ``error`` validation finding fails the stage (else it is only recorded).
+    fail_on_findings: bool = True
 
     def build(self) -> Any:
         """A fresh, unfitted transform with ``fit``/``transform`` (e.g. an sklearn Pipeline)."""
@@ -281,11 +296,20 @@ class DriftTest(Backend):
     ``both``) and ``version``; ``threshold`` is a parameter."""
 
     kind = "drift"
+    version: ClassVar[str] = "1"
+    threshold_type: ClassVar[str] = "p_value"
+    applies_to: ClassVar[str] = "both"
+    #: a multivariate test compares whole frames with ``run_frames`` instead of ``run``
+    multivariate: ClassVar[bool] = False
 
     def run(self, column: str, ref: Any, cur: Any) -> DriftResult:
-        """Compare two column sketches (``tether.plugins.drift.NumericSketch`` /
-        ``CategoricalSketch``) and return a ``DriftResult``."""
+        """Compare two column sketches (``tether.plugins.monitoring.sketches.NumericSketch``
+        / ``CategoricalSketch``) and return a ``DriftResult``."""
         raise _abstract(self, "run")
+
+    def run_frames(self, reference: Any, current: Any, columns: list[str]) -> DriftResult:
+        """For a multivariate test: compare samples of the two frames over ``columns``."""
+        raise _abstract(self, "run_frames")
 
 
 class Window(Backend):
@@ -367,7 +391,7 @@ class OnlineStore(Backend):
         raise _abstract(self, "describe")
 
 
-def _strict_converter() -> cattrs.Converter:
+def _strict_converter() -> Any:
     """Converter for params: scalars must already have the declared type (YAML gives it)."""
     from .serde import make_converter
 
@@ -466,9 +490,13 @@ class Backends:
         try:
             return self._converter.structure(params, cls)
         except Exception as exc:  # cattrs raises ClassValidationError / ForbiddenExtraKeysError
-            allowed = ", ".join(a.name for a in attrs.fields(cls) if a.init) or "none"
-            problems = "; ".join(describe_structure_error(exc))
+            from .serde import structure_problems
+
             at = f"{where}.params" if where else "params"
-            raise ConfigError(
-                f"{at}: {problems} for {kind} plugin '{name}' (allowed parameters: {allowed})"
-            ) from None
+            problems = structure_problems(exc)
+            message = "; ".join(f"{at}.{path}: {problem}" if path else f"{at}: {problem}"
+                                for path, problem in problems)
+            if any(not path for path, _ in problems):
+                allowed = ", ".join(a.name for a in attrs.fields(cls) if a.init) or "none"
+                message += f" for {kind} plugin '{name}' (allowed parameters: {allowed})"
+            raise ConfigError(message) from None

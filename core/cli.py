@@ -174,8 +174,10 @@ def runs() -> None:
 @click.pass_context
 def runs_ls(ctx: click.Context, workspace: str, chain: str | None, limit: int, json_output: bool) -> None:
     """List runs, newest first."""
+    from .liveness import mark_crashed
+
     ws = open_workspace(ctx, workspace)
-    found = ws.store.find("run", name=chain, limit=limit)
+    found = mark_crashed(ws.store, ws.store.find("run", name=chain, limit=limit))
 
     def human() -> None:
         if not found:
@@ -195,11 +197,13 @@ def runs_ls(ctx: click.Context, workspace: str, chain: str | None, limit: int, j
 def runs_show(ctx: click.Context, run_id: str, workspace: str, json_output: bool) -> None:
     """Show one run: code version, stages, outputs, error."""
     from .errors import NotFoundError
+    from .liveness import mark_crashed
 
     ws = open_workspace(ctx, workspace)
     record = ws.store.get(run_id, kind="run")
     if record is None:
         raise NotFoundError(f"no run '{run_id}' in {ws.root} (see `tether runs ls`)")
+    record = mark_crashed(ws.store, [record])[0]
 
     def human() -> None:
         click.echo(f"run {record.id}  chain {record.chain}  {record.status}")
@@ -271,11 +275,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"tether: error: {exc.format_message()}", err=True)
         sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
     except TetherError as exc:
+        from .secrets import redact
+
         if debug:
             import traceback
 
-            traceback.print_exc()
-        from .log import redact
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
 
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         click.echo(f"tether: error: {redact(message)}", err=True)
@@ -283,9 +288,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
+        from .secrets import redact
+
         if debug:
-            raise
-        click.echo(f"tether: error: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
-                   "for the traceback and report it)", err=True)
+            import traceback
+
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
+            sys.exit(1)
+        click.echo(f"tether: error: internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with "
+                   "--debug for the traceback and report it)", err=True)
         sys.exit(1)
     sys.exit(0)

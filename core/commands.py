@@ -26,7 +26,8 @@ the plugin's own machinery inside the command function, so ``tether --help`` sta
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 

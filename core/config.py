@@ -5,7 +5,9 @@ plugins, misspelled or mistyped parameters, and inputs that no earlier stage pro
 are all :class:`~tether.errors.ConfigError` naming the key path (``stages[2].params.seed``).
 
 ``${VAR}`` (or ``${VAR:-default}``) in any string is replaced by the environment
-variable; the run records the text as written, so secrets are never stored or echoed.
+variable; the run records the text as written, placeholders intact. Secrets written
+literally (under a key such as ``password`` or ``dsn``, or in a URL) are masked in the
+recorded text and in what a workspace remembers, with a warning to use ``${VAR}``.
 """
 
 from __future__ import annotations
@@ -20,54 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import ConfigError, did_you_mean
-from .log import add_secret
+from .callables import import_callable
+from .documents import parse_text, read_text
+from .errors import ConfigError, did_you_mean, reject_unknown_keys
+from .lifecycle import STAGES, STEP_ARGUMENTS, STEP_SERVICES, StageSpec
+from .log import get_logger
+from .names import check_name
+from .secrets import add_secret, literal_secrets, mask_literals
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import PluginHost
 
-
-@attrs.frozen(kw_only=True)
-class StageSpec:
-    """What a lifecycle stage consumes and produces."""
-
-    backend_kind: str
-    output: str
-    inputs: dict[str, str]  # argument name -> record kind
-    optional: tuple[str, ...] = ()
-    default_plugin: str | None = None
-
-
-#: The lifecycle, in the order stages usually run.
-STAGES: dict[str, StageSpec] = {
-    "snapshot": StageSpec(backend_kind="source", output="snapshot", inputs={}),
-    "split": StageSpec(backend_kind="split", output="split", inputs={"snapshot": "snapshot"}),
-    "featurize": StageSpec(
-        backend_kind="featurizer", output="features", inputs={"snapshot": "snapshot", "split": "split"},
-        default_plugin="sklearn",
-    ),
-    "evaluate": StageSpec(
-        backend_kind="evaluator", output="evaluation", inputs={"model": "model", "features": "features"}
-    ),
-    "register": StageSpec(
-        backend_kind="registry", output="model_version", inputs={"model": "model", "evaluation": "evaluation"},
-        optional=("evaluation",), default_plugin="default",
-    ),
-    "deploy": StageSpec(
-        backend_kind="deployer", output="deployment",
-        inputs={"model_version": "model_version", "snapshot": "snapshot"},
-        optional=("snapshot",), default_plugin="batch",
-    ),
-    "monitor": StageSpec(
-        backend_kind="monitor", output="monitor_report",
-        inputs={"reference": "snapshot", "current": "snapshot", "deployment": "deployment"},
-        optional=("reference", "current", "deployment"), default_plugin="drift",
-    ),
-}
-
-#: Record kinds a user step may ask for by parameter name.
-STEP_ARGUMENTS = ("snapshot", "split", "features", "model", "evaluation", "model_version",
-                  "deployment", "monitor_report")
 
 TOP_LEVEL_KEYS = ("version", "name", "workspace", "plugins", "storage", "store", "policy", "stages")
 STAGE_KEYS = ("stage", "step", "id", "plugin", "params", "inputs", "produces")
@@ -112,7 +77,7 @@ class ChainConfig:
     path: Path | None
     base_dir: Path
     workspace: Path
-    text: str  # as written, ${VAR} placeholders intact
+    text: str  # as written, ${VAR} placeholders intact, literal secrets masked
     digest: str
     plugins: tuple[str, ...] = ()
     storage: BackendConfig = BackendConfig(plugin="local")
@@ -143,44 +108,6 @@ class ChainConfig:
 # --- reading ------------------------------------------------------------------------------
 
 
-def parse_text(text: str, source: str, suffix: str) -> Any:
-    """Parse chain or catalogue text: TOML if ``suffix`` is ``.toml``, else YAML (safe_load)."""
-    if suffix == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib
-        try:
-            return tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: invalid TOML: {exc}") from None
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
-
-
-def _read_text(path: Path, what: str) -> str:
-    if not path.is_file():
-        raise ConfigError(f"{what} '{path}' not found")
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} '{path}' cannot be read: {exc}") from None
-
-
-def read_yaml_file(path: str | os.PathLike, what: str) -> Any:
-    """Parse a YAML file with ``safe_load``; a missing, unreadable or invalid file is a
-    ConfigError naming ``what`` and the path (``feature catalogue 'f.yaml' not found``)."""
-    path = Path(path)
-    return parse_text(_read_text(path, what), f"{what} '{path}'", ".yaml")
-
-
 def interpolate(value: Any, where: str) -> Any:
     """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string of ``value``, nested
     mappings and lists included; ``where`` is the key path errors name."""
@@ -206,7 +133,7 @@ def interpolate(value: Any, where: str) -> Any:
 def load_chain(path: str | os.PathLike, host: PluginHost) -> ChainConfig:
     """Read, interpolate and fully validate the chain file at ``path``."""
     path = Path(path)
-    text = _read_text(path, "chain file")
+    text = read_text(path, "chain file")
     raw = parse_text(text, str(path), path.suffix.lower())
     return build_chain(raw, host, text=text, path=path)
 
@@ -217,36 +144,23 @@ def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None
     source = str(path) if path else "chain"
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a chain must be a mapping with 'version' and 'stages', got {type(raw).__name__}")
-    unknown = [k for k in raw if k not in TOP_LEVEL_KEYS]
-    if unknown:
-        raise ConfigError(
-            f"{source}: unknown key '{unknown[0]}'{did_you_mean(str(unknown[0]), TOP_LEVEL_KEYS)} "
-            f"(allowed: {', '.join(TOP_LEVEL_KEYS)})"
-        )
+    reject_unknown_keys(raw, TOP_LEVEL_KEYS, source)
     if raw.get("version") != 1:
         raise ConfigError(f"{source}: version: expected 1, got {raw.get('version')!r}")
-    as_written = {key: raw[key] for key in ("storage", "store") if raw.get(key) is not None}
+    text, as_written = _masked(raw, text, source)
     try:
         raw = interpolate(raw, "")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     base_dir = (base_dir or (path.parent if path else Path.cwd())).resolve()
-    name = raw.get("name") or (path.stem if path else "chain")
-    if not isinstance(name, str):
-        raise ConfigError(f"{source}: name: expected a string, got {name!r}")
+    name = check_name(raw["name"] if "name" in raw else (path.stem if path else "chain"), f"{source}: name",
+                      what="chain name")
     workspace = Path(raw.get("workspace") or ".tether")
     workspace = workspace if workspace.is_absolute() else base_dir / workspace
 
-    plugins = raw.get("plugins") or []
-    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
-        raise ConfigError(f"{source}: plugins: expected a list of dotted module paths, got {plugins!r}")
-    if str(base_dir) not in sys.path:
-        sys.path.insert(0, str(base_dir))
-    for i, dotted in enumerate(plugins):
-        try:
-            host.register_module(dotted, origin="chain")
-        except Exception as exc:
-            raise ConfigError(f"{source}: plugins[{i}]: {exc}") from None
+    if workspace.exists() and not workspace.is_dir():
+        raise ConfigError(f"{source}: workspace: '{workspace}' is a file; name a folder")
+    plugins = _register_plugins(raw.get("plugins") or [], host, base_dir, source)
 
     storage = parse_backend_config(raw.get("storage"), "storage", "local", source)
     store = parse_backend_config(raw.get("store"), "store", "sqlite", source)
@@ -265,6 +179,33 @@ def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None
     )
     validate_chain(chain, host)
     return chain
+
+
+def _masked(raw: dict[str, Any], text: str, source: str) -> tuple[str, dict[str, Any]]:
+    """The chain text and its ``storage``/``store`` sections with literal secrets masked."""
+    secrets = literal_secrets(raw)
+    for secret in secrets:
+        add_secret(secret)
+    if secrets:
+        get_logger("tether.config").warning(
+            "secret written literally in the chain; it is masked in records, but prefer ${VAR}",
+            chain=source, count=len(secrets))
+    sections = {key: raw[key] for key in ("storage", "store") if raw.get(key) is not None}
+    return mask_literals(text, secrets), mask_literals(sections, secrets)
+
+
+def _register_plugins(plugins: Any, host: PluginHost, base_dir: Path, source: str) -> list[str]:
+    """Import the chain's local plugin modules (its folder is importable)."""
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise ConfigError(f"{source}: plugins: expected a list of dotted module paths, got {plugins!r}")
+    if str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    for i, dotted in enumerate(plugins):
+        try:
+            host.register_module(dotted, origin="chain")
+        except Exception as exc:
+            raise ConfigError(f"{source}: plugins[{i}]: {exc}") from None
+    return plugins
 
 
 def parse_backend_config(value: Any, key: str, default: str, source: str) -> BackendConfig:
@@ -288,12 +229,7 @@ def _build_stages(stages_raw: list, source: str) -> tuple[StageConfig, ...]:
         where = f"{source}: stages[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: expected a mapping with 'stage' or 'step', got {entry!r}")
-        unknown = [k for k in entry if k not in STAGE_KEYS]
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key '{unknown[0]}'{did_you_mean(str(unknown[0]), STAGE_KEYS)} "
-                f"(allowed: {', '.join(STAGE_KEYS)})"
-            )
+        reject_unknown_keys(entry, STAGE_KEYS, where)
         if ("stage" in entry) == ("step" in entry):
             raise ConfigError(f"{where}: give exactly one of 'stage' (a lifecycle stage) or 'step' (module:function)")
         params = entry.get("params") or {}
@@ -343,17 +279,7 @@ def _build_stages(stages_raw: list, source: str) -> tuple[StageConfig, ...]:
 
 def resolve_step(stage: StageConfig):
     """Import a user step's function; errors name the stage."""
-    import importlib
-
-    module_name, _, func_name = stage.step.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ConfigError(f"{stage.where}.step: cannot import '{module_name}': {exc}") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise ConfigError(f"{stage.where}.step: '{module_name}' has no function '{func_name}'")
-    return func
+    return import_callable(stage.step, where=f"{stage.where}.step")
 
 
 def step_arguments(func) -> list[str]:
@@ -374,7 +300,7 @@ def validate_chain(chain: ChainConfig, host: PluginHost) -> None:
         if stage.stage == "step":
             func = resolve_step(stage)
             wanted = step_arguments(func)
-            allowed = (*STEP_ARGUMENTS, "context", "params")
+            allowed = (*STEP_ARGUMENTS, *STEP_SERVICES)
             for arg in wanted:
                 if arg not in allowed:
                     raise ConfigError(

@@ -13,7 +13,7 @@ built-in plugins answer last (``trylast``) by calling the backend named in the s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -239,7 +239,7 @@ def tether_register(
 
     :param model: the trained model.
     :param evaluation: its evaluation, or ``None`` if the chain has no evaluate stage.
-    :param stage: this stage's config (``params.name`` names the model).
+    :param stage: this stage's config (``params.model_name`` names the model).
     :param context: the run's services.
 
     Example (notify a channel)::
@@ -308,10 +308,3 @@ def tether_monitor(
 def hook_names() -> list[str]:
     """Names of every hook in this module, in definition order."""
     return [name for name, value in globals().items() if name.startswith("tether_") and callable(value)]
-
-
-def describe_hook(name: str) -> dict[str, Any]:
-    import inspect
-
-    func = globals()[name]
-    return {"name": name, "signature": f"{name}{inspect.signature(func)}".replace("'", "")}

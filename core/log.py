@@ -2,47 +2,63 @@
 
 Secrets never reach a log line: values of keys that look secret (``password``, ``token``,
 ``secret``, ``api_key``, ``dsn``...) are masked, and every value interpolated from an
-environment variable into a chain config is registered with :func:`add_secret` and
-masked wherever it appears.
+environment variable into a chain config is masked wherever it appears
+(:mod:`tether.secrets`).
+
+structlog is imported when the first event is logged, not when tether is imported, so
+commands that log nothing (``tether --help``) do not pay for it.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
+from typing import Any
 
-import structlog
-
-SECRET_KEYS = re.compile(r"pass(word)?|secret|token|api[_-]?key|credential|dsn|authorization", re.I)
-MASK = "***"
-_secrets: set[str] = set()
-
-
-def add_secret(value: str) -> None:
-    """Mask ``value`` wherever it appears in later log events."""
-    if value and len(value) >= 4:
-        _secrets.add(value)
-
-
-def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
+from .secrets import MASK, SECRET_KEYS, redact
 
 
 def _redact_processor(_, __, event_dict):
     for key, value in list(event_dict.items()):
         if SECRET_KEYS.search(key):
             event_dict[key] = MASK
-        elif isinstance(value, str) and _secrets:
+        elif isinstance(value, str):
             event_dict[key] = redact(value)
     return event_dict
 
 
+_pending: tuple[str, str, Any] | None = None
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is when a line is logged (it may be replaced)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(fmt: str = "auto", level: str = "info", stream=None) -> None:
-    """Configure structlog once per process; ``fmt`` is ``auto``, ``console`` or ``json``."""
-    stream = stream or sys.stderr
+    """Configure structlog for this process; ``fmt`` is ``auto``, ``console`` or ``json``.
+    Applied now if structlog is in use, else when the first event is logged."""
+    global _pending
+    _pending = (fmt, level, stream)
+    if "structlog" in sys.modules:
+        _apply_configuration()
+
+
+def _apply_configuration() -> None:
+    import structlog
+
+    global _pending
+    fmt, level, stream = _pending or ("auto", "warning", None)
+    _pending = None
+    stream = stream or _CurrentStderr()
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer = (
@@ -64,9 +80,28 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream=None) -> No
     )
 
 
-def get_logger(name: str = "tether", **bound):
+class _Logger:
+    """A bound logger that imports and configures structlog on its first event."""
+
+    __slots__ = ("_bound", "_name", "_real")
+
+    def __init__(self, name: str, bound: dict[str, Any]) -> None:
+        self._name, self._bound, self._real = name, bound, None
+
+    def bind(self, **values: Any) -> _Logger:
+        return _Logger(self._name, {**self._bound, **values})
+
+    def __getattr__(self, method: str) -> Any:
+        if self._real is None:
+            import structlog
+
+            if _pending is not None or not structlog.is_configured():
+                _apply_configuration()
+            self._real = structlog.get_logger(self._name, **self._bound)
+        return getattr(self._real, method)
+
+
+def get_logger(name: str = "tether", **bound: Any) -> Any:
     """A structlog logger; if the application has not configured structlog, tether logs
     warnings and errors to stderr (the CLI configures it from its options)."""
-    if not structlog.is_configured():
-        configure_logging("auto", "warning")
-    return structlog.get_logger(name, **bound)
+    return _Logger(name, bound)

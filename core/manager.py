@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterable
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -39,9 +40,6 @@ ESSENTIAL_PLUGINS: tuple[str, ...] = (
     "tether.plugins.features",
     "tether.plugins.models",
     "tether.plugins.monitoring",
-    "tether.plugins.drift",
-    "tether.plugins.monitor_windows",
-    "tether.plugins.alerts",
 )
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -62,15 +60,30 @@ class PluginHost:
         if disabled is None:
             disabled = [n.strip() for n in os.environ.get("TETHER_DISABLE_PLUGINS", "").split(",")]
         self.disabled = {n for n in disabled if n}
+        essential = sorted(self.disabled & set(ESSENTIAL_PLUGINS))
+        if essential:
+            raise PluginError(
+                f"TETHER_DISABLE_PLUGINS names the essential plugin '{essential[0]}', which cannot be "
+                "disabled (every chain relies on it); remove it from the list"
+            )
         for name in self.disabled:
             self.pm.set_blocked(name)
-        self.backends = Backends(on_miss=self.load_entry_points)
+        self._backends = Backends(on_miss=self.load_entry_points)
+        self._backends_added = False
         self.origins: dict[str, dict[str, Any]] = {}
         for module in ESSENTIAL_PLUGINS + DEFAULT_PLUGINS:
             self.register_module(module, origin="builtin" if module in ESSENTIAL_PLUGINS else "default")
         self._pending = self._discover_entry_points() if entry_points else []
-        self.pm.hook.tether_add_backends.call_historic(kwargs={"backends": self.backends})
         self.pm.hook.tether_configure.call_historic(kwargs={"host": self})
+
+    @property
+    def backends(self) -> Backends:
+        """The backend registry, filled through ``tether_add_backends`` on first use (so a
+        command that needs no backend, such as ``tether --help``, imports none)."""
+        if not self._backends_added:
+            self._backends_added = True
+            self.pm.hook.tether_add_backends.call_historic(kwargs={"backends": self._backends})
+        return self._backends
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -149,14 +162,15 @@ class PluginHost:
     def describe(self) -> list[dict[str, Any]]:
         """Every plugin with its hooks, backends and availability (``tether plugins``)."""
         self.load_entry_points()
+        plugins = [(name, plugin, getattr(plugin, "__name__", type(plugin).__module__))
+                   for name, plugin in self.pm.list_name_plugin() if plugin is not None]
         backends_by_module: dict[str, list[type]] = {}
-        for cls in self.backends:
-            backends_by_module.setdefault(cls.__module__, []).append(cls)
+        for cls in self.backends:  # a class belongs to the plugin module (or package) holding it
+            owners = [m for _, _, m in plugins if cls.__module__ == m or cls.__module__.startswith(m + ".")]
+            if owners:
+                backends_by_module.setdefault(max(owners, key=len), []).append(cls)
         rows = []
-        for name, plugin in self.pm.list_name_plugin():
-            if plugin is None:
-                continue
-            module = getattr(plugin, "__name__", type(plugin).__module__)
+        for name, plugin, module in plugins:
             hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
             classes = backends_by_module.get(module, [])
             missing = sorted({m for cls in classes for m in cls.missing_requirements()})
@@ -182,8 +196,3 @@ def _tether_version() -> str:
     from . import __version__
 
     return __version__
-
-
-def get_plugin_host(**kwargs: Any) -> PluginHost:
-    """A fresh plugin host (see :class:`PluginHost` for the load order)."""
-    return PluginHost(**kwargs)

@@ -52,6 +52,7 @@ class ObjectRef:
     digest: str  # "blake3:<hex>"
     size: int
     media_type: str = "application/octet-stream"
+    signature: str | None = None  # HMAC of the digest, for pickled artifacts when a signing key is set
 
 
 @attrs.frozen(kw_only=True)
@@ -187,7 +188,7 @@ class SplitManifest:
     findings: tuple[Finding, ...] = ()
     summary: dict[str, Any] = attrs.field(factory=dict)
     created_at: dt.datetime = attrs.field(factory=utcnow)
-    #: how ``row_fingerprint`` was computed (see ``tether.plugins.splits.row_fingerprints``)
+    #: how ``row_fingerprint`` was computed (see ``tether.plugins.rows.row_fingerprints``)
     fingerprint_method: str = ""
     #: declared columns by role: ``entity``, ``time``, ``label``
     columns: dict[str, str] = attrs.field(factory=dict)
@@ -236,6 +237,12 @@ class TrainedModel:
     params: dict[str, Any] = attrs.field(factory=dict)
     step: str = ""
     created_at: dt.datetime = attrs.field(factory=utcnow)
+
+    @staticmethod
+    def id_for(artifact: ObjectRef) -> str:
+        """A model's id is derived from its artifact's digest, so a record pointing at other
+        bytes than the ones it was made for is detected (``verify`` and every load)."""
+        return "model-" + artifact.digest.split(":")[1][:16]
 
 
 @record("evaluation")
@@ -334,10 +341,14 @@ class Run:
     id: str
     chain: str
     chain_digest: str
-    status: str  # running | succeeded | failed
+    status: str  # running | succeeded | failed | crashed
     config: str = ""  # the chain text as written: ${VAR} placeholders, never their values
     stages: tuple[StageRun, ...] = ()
     code: dict[str, str] = attrs.field(factory=dict)
     error: str | None = None
     started_at: dt.datetime = attrs.field(factory=utcnow)
     ended_at: dt.datetime | None = None
+    #: the process running it, so a run whose process died can be told from one still going
+    host: str = ""
+    pid: int | None = None
+    process_started: float | None = None  # the process's start time (Linux), against pid reuse

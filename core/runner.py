@@ -11,42 +11,22 @@ from __future__ import annotations
 import platform
 import subprocess
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .config import STAGES, ChainConfig, StageConfig, resolve_step, step_arguments
+from .config import ChainConfig, StageConfig, resolve_step, step_arguments
 from .context import RunContext
 from .errors import ConfigError, NotFoundError, StageError, TetherError
+from .lifecycle import STAGES, call_stage
+from .liveness import mark_crashed, this_process
 from .log import get_logger, redact
 from .records import RECORD_KINDS, Run, StageRun, TrainedModel, new_id, utcnow
 from .workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import PluginHost
-
-
-def _call_stage(hook, stage: StageConfig, inputs: dict[str, Any], context: RunContext):
-    """Call the stage's hook with its inputs spelled out as keywords."""
-    name = stage.stage
-    if name == "snapshot":
-        return hook.tether_snapshot(stage=stage, context=context)
-    if name == "split":
-        return hook.tether_split(snapshot=inputs["snapshot"], stage=stage, context=context)
-    if name == "featurize":
-        return hook.tether_featurize(snapshot=inputs["snapshot"], split=inputs["split"], stage=stage, context=context)
-    if name == "evaluate":
-        return hook.tether_evaluate(model=inputs["model"], features=inputs["features"], stage=stage, context=context)
-    if name == "register":
-        return hook.tether_register(model=inputs["model"], evaluation=inputs.get("evaluation"), stage=stage,
-                                    context=context)
-    if name == "deploy":
-        return hook.tether_deploy(model_version=inputs["model_version"], snapshot=inputs.get("snapshot"),
-                                  stage=stage, context=context)
-    if name == "monitor":
-        return hook.tether_monitor(reference=inputs.get("reference"), current=inputs.get("current"),
-                                   deployment=inputs.get("deployment"), stage=stage, context=context)
-    raise ConfigError(f"{stage.where}: unknown stage {name!r}")  # config validation prevents this
 
 
 def _code_version() -> dict[str, str]:
@@ -109,66 +89,64 @@ class Runner:
     # -- running -------------------------------------------------------------------------
 
     def run(self, *, from_stage: str | None = None) -> Run:
-        chain, store = self.chain, self.workspace.store
+        """Run the chain (from ``from_stage``, reusing the outputs before it) and return the
+        final run record; ``self.outputs`` maps stage ids to their output records."""
+        chain = self.chain
         start_index = chain.index_of(from_stage) if from_stage else 0
         reused = self._reusable_outputs(start_index) if start_index else {}
         run = Run(id=new_id("run"), chain=chain.name, chain_digest=chain.digest, status="running",
-                  config=chain.text, code=_code_version())
+                  config=chain.text, code=_code_version(), **this_process())
         context = RunContext(host=self.host, workspace=self.workspace, chain=chain, run=run,
                              log=self.log.bind(run_id=run.id))
         self._preflight(context, start_index)
-        store.put(run)
+        mark_crashed(self.workspace.store, self.workspace.store.find("run", name=chain.name, limit=50))
+        self.workspace.store.put(run)
         self.workspace.remember(chain)
         hook = self.host.hook
         hook.tether_run_started(run=run, context=context)
-        outputs: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}
         stage_runs: list[StageRun] = []
-        error: str | None = None
         failure: BaseException | None = None
         for stage in chain.stages:
             if stage.index < start_index:
-                record = reused[stage.id]
-                outputs[stage.id] = record
-                stage_runs.append(StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step,
-                                           status="reused", output_id=record.id))
+                self.outputs[stage.id] = reused[stage.id]
+                stage_runs.append(_stage_run(stage, "reused", output_id=reused[stage.id].id))
                 continue
-            started = utcnow()
-            self.on_stage(stage, "start")
-            context.stage = stage
-            context.log = self.log.bind(run_id=run.id, stage=stage.id)
-            t0 = time.perf_counter()
-            try:
-                record, parents = self._run_stage(stage, outputs, hook, context)
-                store.put(record, parents=parents, run_id=run.id)
-            except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised
-                failure = exc
-                error = redact(f"{stage.where} ({stage.id}): {_one_line(exc)}")
-                stage_runs.append(StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step,
-                                           status="failed", started_at=started, ended_at=utcnow(), error=error))
-                context.log.error("stage failed", error=error)
-                self.on_stage(stage, "failed")
+            stage_run, failure = self._execute(stage, hook, context)
+            stage_runs.append(stage_run)
+            if failure is not None:
                 break
-            outputs[stage.id] = record
-            stage_runs.append(StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step,
-                                       output_id=record.id, started_at=started, ended_at=utcnow()))
-            context.log.info("stage done", output=record.id, seconds=round(time.perf_counter() - t0, 3))
-            self.on_stage(stage, "done")
+            # progress, so a run whose process dies still shows what it completed
+            self.workspace.store.put(attrs.evolve(run, stages=tuple(stage_runs)), replace=True)
+        error = stage_runs[-1].error if failure is not None else None
         run = attrs.evolve(run, status="failed" if failure else "succeeded", stages=tuple(stage_runs),
                            error=error, ended_at=utcnow())
-        store.put(run, replace=True)
-        context.run = run
-        context.stage = None
+        self.workspace.store.put(run, replace=True)
+        context.run, context.stage = run, None
         hook.tether_run_finished(run=run, context=context)
         if failure is not None:
-            if isinstance(failure, TetherError):
-                # keep the class (and exit code, and any attributes); prefix the stage
-                failure.args = (error, *failure.args[1:])
-                raise failure
-            if isinstance(failure, Exception):
-                raise StageError(error) from failure
-            raise failure  # KeyboardInterrupt, SystemExit
-        self.outputs = outputs
+            _reraise(failure, error)
         return run
+
+    def _execute(self, stage: StageConfig, hook, context: RunContext) -> tuple[StageRun, BaseException | None]:
+        """Run one stage and store its record; a failure is returned, not raised."""
+        started = utcnow()
+        self.on_stage(stage, "start")
+        context.stage = stage
+        context.log = self.log.bind(run_id=context.run.id, stage=stage.id)
+        t0 = time.perf_counter()
+        try:
+            record, parents = self._run_stage(stage, self.outputs, hook, context)
+            self.workspace.store.put(record, parents=parents, run_id=context.run.id)
+        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised by run()
+            error = redact(f"{stage.where} ({stage.id}): {_one_line(exc)}")
+            context.log.error("stage failed", error=error)
+            self.on_stage(stage, "failed")
+            return _stage_run(stage, "failed", started_at=started, ended_at=utcnow(), error=error), exc
+        self.outputs[stage.id] = record
+        context.log.info("stage done", output=record.id, seconds=round(time.perf_counter() - t0, 3))
+        self.on_stage(stage, "done")
+        return _stage_run(stage, "succeeded", output_id=record.id, started_at=started, ended_at=utcnow()), None
 
     def _preflight(self, context: RunContext, start_index: int) -> None:
         """Let backends check their inputs (files exist, servers answer) before the run is recorded."""
@@ -196,7 +174,7 @@ class Runner:
             record = self._step_record(stage, result, inputs, context)
         else:
             inputs = self._resolve_inputs(stage, outputs)
-            record = _call_stage(hook, stage, inputs, context)
+            record = call_stage(hook, stage.spec, inputs=inputs, stage=stage, context=context)
             if record is None:
                 raise StageError(f"no plugin answered the {stage.stage} stage (plugin '{stage.plugin}')")
         expected = stage.output_kind
@@ -222,7 +200,7 @@ class Runner:
         if callable(get_params):
             params = {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
                       for k, v in get_params(deep=False).items()}
-        return TrainedModel(id="model-" + artifact.digest.split(":")[1][:16], artifact=artifact, framework=module,
+        return TrainedModel(id=TrainedModel.id_for(artifact), artifact=artifact, framework=module,
                             estimator=type(result).__qualname__, feature_set_id=features.id if features else None,
                             params=params, step=stage.step)
 
@@ -238,6 +216,21 @@ class Runner:
             f"--from {self.chain.stages[start_index].id}: no earlier run of chain '{self.chain.name}' completed "
             f"the stages before it; run the whole chain once first"
         )
+
+
+def _stage_run(stage: StageConfig, status: str, **fields: Any) -> StageRun:
+    return StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step, status=status, **fields)
+
+
+def _reraise(failure: BaseException, error: str | None) -> None:
+    """Raise a stage's failure with the stage's location in front of its message."""
+    if isinstance(failure, TetherError):
+        # keep the class (and exit code, and any attributes); prefix the stage
+        failure.args = (error, *failure.args[1:])
+        raise failure
+    if isinstance(failure, Exception):
+        raise StageError(error) from failure
+    raise failure  # KeyboardInterrupt, SystemExit
 
 
 def _one_line(exc: BaseException) -> str:

@@ -94,27 +94,33 @@ def loads(text: str | bytes):
     return from_dict(json.loads(text))
 
 
+def structure_problems(exc: BaseException, path: str = "") -> list[tuple[str, str]]:
+    """``(key path, problem)`` for each problem in a cattrs structuring error; nested
+    parameters give dotted paths (``health.max_lag_hours``)."""
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return [(path, f"unknown parameter {', '.join(repr(k) for k in sorted(exc.extra_fields))}")]
+    if not isinstance(exc, cattrs.BaseValidationError):
+        return [(path, str(exc))]
+    problems: list[tuple[str, str]] = []
+    for sub in exc.exceptions:
+        note = next((n for n in getattr(sub, "__notes__", []) if isinstance(n, str)), "")
+        field = ""
+        if "attribute" in note:
+            field = note.split("attribute ")[-1].split(" (")[0].strip("'\"")
+        elif "index" in note:
+            field = f"[{note.split('index ')[-1].split(' ')[0]}]"
+        elif "key" in note:
+            field = note.split("key ")[-1].split(" ")[0].strip("'\"")
+        sub_path = path + field if field.startswith("[") else ".".join(p for p in (path, field) if p)
+        if isinstance(sub, cattrs.ForbiddenExtraKeysError):
+            problems.extend(structure_problems(sub, path))
+        elif isinstance(sub, KeyError):
+            problems.append((path, f"missing required parameter {field or sub}"))
+        else:
+            problems.extend(structure_problems(sub, sub_path))
+    return problems
+
+
 def describe_structure_error(exc: BaseException) -> list[str]:
     """Readable messages for a cattrs structuring error, one per problem."""
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return [f"unknown parameter {', '.join(repr(k) for k in sorted(exc.extra_fields))}"]
-    if isinstance(exc, cattrs.ClassValidationError):
-        messages = []
-        for sub in exc.exceptions:
-            if isinstance(sub, cattrs.ForbiddenExtraKeysError):
-                messages.extend(describe_structure_error(sub))
-                continue
-            note = next(
-                (n for n in getattr(sub, "__notes__", []) if isinstance(n, str)), ""
-            )
-            field = note.split("attribute ")[-1].split(" (")[0].strip("'\"") if "attribute" in note else ""
-            if isinstance(sub, KeyError):
-                messages.append(f"missing required parameter {field or sub}")
-            elif isinstance(sub, cattrs.BaseValidationError):
-                messages.append(f"{field}: " + "; ".join(describe_structure_error(sub)))
-            else:
-                messages.append(f"{field}: {sub}" if field else str(sub))
-        return messages
-    if isinstance(exc, cattrs.BaseValidationError):
-        return [str(e) for e in exc.exceptions]
-    return [str(exc)]
+    return [f"{path}: {problem}" if path else problem for path, problem in structure_problems(exc)]

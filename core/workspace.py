@@ -20,9 +20,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from .config import BackendConfig, interpolate, parse_backend_config
 from .errors import ConfigError, IntegrityError, NotFoundError
-from .records import ObjectRef
+from .records import ObjectRef, TrainedModel
+from .signing import check_signature, sign, signing_key
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -95,7 +98,7 @@ class Workspace:
     def __enter__(self) -> Workspace:
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def remember(self, chain: ChainConfig) -> None:
@@ -147,14 +150,27 @@ class Workspace:
         return self.read_table(ref, columns).to_pandas()
 
     def put_object(self, obj: Any) -> ObjectRef:
-        """Pickle ``obj`` (a fitted model or transform) as a content-addressed artifact."""
+        """Pickle ``obj`` (a fitted model or transform) as a content-addressed artifact,
+        signed when ``TETHER_SIGNING_KEY`` is set (:mod:`tether.signing`)."""
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        return self.storage.put_bytes(data, suffix=".pkl", media_type="application/x-python-pickle")
+        ref = self.storage.put_bytes(data, suffix=".pkl", media_type="application/x-python-pickle")
+        key = signing_key()
+        return attrs.evolve(ref, signature=sign(ref.digest, key)) if key else ref
 
-    def load_object(self, ref: ObjectRef) -> Any:
-        """Unpickle an artifact, only after its bytes matched the recorded digest."""
+    def load_object(self, ref: ObjectRef, *, what: str = "artifact") -> Any:
+        """Unpickle an artifact, only after its signature (with a signing key) and its bytes
+        (always) matched what its record says."""
+        check_signature(ref.digest, ref.signature, what=f"{what} {ref.key}")
         data = self.storage.read_bytes(ref)  # raises IntegrityError before any unpickling
-        return pickle.loads(data)  # noqa: S301 - digest verified above
+        return pickle.loads(data)
+
+    def load_model(self, model: TrainedModel) -> Any:
+        """A trained model's estimator, after checking that the record's id was derived from
+        this artifact (a record re-pointed at other bytes fails) and the artifact itself."""
+        if model.id != TrainedModel.id_for(model.artifact):
+            raise IntegrityError(f"model {model.id} points at artifact {model.artifact.digest}, not the one its id "
+                                 "was derived from: the record was altered; refusing to unpickle it")
+        return self.load_object(model.artifact, what=f"model {model.id}")
 
     def read_snapshot(self, snapshot: DatasetSnapshot, columns: list[str] | None = None) -> pd.DataFrame:
         """The snapshot's rows as a DataFrame, every object verified against its digest first.

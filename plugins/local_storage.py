@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Iterator
+from typing import BinaryIO, ClassVar
 
 import attrs
-
 from tether import hookimpl
 from tether.backends import Storage
 from tether.errors import IntegrityError, NotFoundError, StoreError

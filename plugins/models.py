@@ -1,14 +1,18 @@
-"""Evaluate, register and deploy: evaluators with gates, the workspace registry, batch scoring."""
+"""Evaluate, register and deploy: evaluators with gates, the workspace registry, batch scoring.
+
+The stage hooks call only the contracts of ``tether.backends`` (``evaluate``,
+``register``, ``deploy``), so any evaluator, registry or deployer plugin can stand in.
+"""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
 import attrs
-
 from tether import hookimpl
 from tether.backends import Deployer, Evaluator, Registry
 from tether.errors import DataError, StageError
+from tether.names import check_name
 from tether.records import Deployment, Evaluation, Finding, ModelVersion, new_id
 
 
@@ -23,7 +27,11 @@ def _load_matrix(context, features, split_name):
 
 
 @attrs.frozen(kw_only=True)
-class _GatedEvaluator(Evaluator):
+class GatedEvaluator(Evaluator):
+    """Base of the built-in evaluators: ``metrics()`` on the held-out split, then gates
+    (``min`` per metric, ``max_regression`` against the latest registered version of
+    ``model_name`` when ``baseline: latest``). Subclasses implement ``metrics``."""
+
     split: str = "test"
     baseline: str | None = None  # "latest": the latest registered version of model `model_name`
     model_name: str | None = None
@@ -48,9 +56,32 @@ class _GatedEvaluator(Evaluator):
                     evidence={"metric": metric, "value": metrics[metric], "baseline": baseline[metric]}))
         return findings
 
+    def metrics(self, model, X, y) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def baseline_metrics(self, context) -> tuple[str | None, dict[str, float]]:
+        """The id and metrics of the version compared against, or ``(None, {})``."""
+        if self.baseline != "latest" or not self.model_name:
+            return None, {}
+        versions = context.store.find("model_version", name=self.model_name, limit=1)
+        if not versions:
+            return None, {}
+        return versions[0].id, dict(versions[0].metrics)
+
+    def evaluate(self, model, features, *, context) -> Evaluation:
+        X, y = _load_matrix(context, features, self.split)
+        estimator = context.workspace.load_model(model)
+        metrics = self.metrics(estimator, X, y)
+        baseline_id, baseline = self.baseline_metrics(context)
+        findings = self.gates(metrics, baseline)
+        return Evaluation(id=new_id("eval"), model_id=model.id, feature_set_id=features.id, split=self.split,
+                          evaluator=self.name, metrics=metrics,
+                          passed=not any(f.severity == "error" for f in findings),
+                          baseline_id=baseline_id, baseline_metrics=baseline, findings=tuple(findings))
+
 
 @attrs.frozen(kw_only=True)
-class ClassificationEvaluator(_GatedEvaluator):
+class ClassificationEvaluator(GatedEvaluator):
     name: ClassVar[str] = "classification"
     threshold: float = 0.5
 
@@ -66,7 +97,7 @@ class ClassificationEvaluator(_GatedEvaluator):
 
 
 @attrs.frozen(kw_only=True)
-class RegressionEvaluator(_GatedEvaluator):
+class RegressionEvaluator(GatedEvaluator):
     name: ClassVar[str] = "regression"
 
     def metrics(self, model, X, y) -> dict[str, float]:
@@ -77,26 +108,9 @@ class RegressionEvaluator(_GatedEvaluator):
                 "rmse": float(m.root_mean_squared_error(y, pred)), "rows": float(len(y))}
 
 
-def _baseline(context, evaluator) -> tuple[str | None, dict[str, float]]:
-    if evaluator.baseline != "latest" or not evaluator.model_name:
-        return None, {}
-    versions = context.store.find("model_version", name=evaluator.model_name, limit=1)
-    if not versions:
-        return None, {}
-    return versions[0].id, dict(versions[0].metrics)
-
-
 @hookimpl(trylast=True)
 def tether_evaluate(model, features, stage, context):
-    evaluator = context.backend(stage)
-    X, y = _load_matrix(context, features, evaluator.split)
-    estimator = context.workspace.load_object(model.artifact)
-    metrics = evaluator.metrics(estimator, X, y)
-    baseline_id, baseline = _baseline(context, evaluator)
-    findings = evaluator.gates(metrics, baseline)
-    return Evaluation(id=new_id("eval"), model_id=model.id, feature_set_id=features.id, split=evaluator.split,
-                      evaluator=evaluator.name, metrics=metrics, passed=not any(f.severity == "error" for f in findings),
-                      baseline_id=baseline_id, baseline_metrics=baseline, findings=tuple(findings))
+    return context.backend(stage).evaluate(model, features, context=context)
 
 
 @attrs.frozen(kw_only=True)
@@ -104,32 +118,34 @@ class WorkspaceRegistry(Registry):
     """Model versions in the workspace's metadata store, numbered 1, 2, 3... per name."""
 
     name: ClassVar[str] = "default"
-    model_name: str
+    model_name: str = attrs.field(validator=lambda _, a, v: check_name(v, a.name, what="model name"))
     description: str = ""
     require_passed: bool = True
+
+    def register(self, model, evaluation, *, context) -> ModelVersion:
+        if evaluation is not None and not evaluation.passed and self.require_passed:
+            reasons = "; ".join(f.message for f in evaluation.findings if f.severity == "error")
+            raise StageError(f"model {model.id} did not pass evaluation {evaluation.id}: {reasons}")
+        features = context.store.get(model.feature_set_id) if model.feature_set_id else None
+
+        def build(version: int) -> ModelVersion:
+            return ModelVersion(id=f"mv-{self.model_name}-{version}", name=self.model_name, version=version,
+                                model_id=model.id, evaluation_id=evaluation.id if evaluation else None,
+                                feature_set_id=model.feature_set_id,
+                                snapshot_id=features.snapshot_id if features else None,
+                                metrics=dict(evaluation.metrics) if evaluation else {},
+                                description=self.description)
+
+        parents = [(model.id, "model")] + ([(evaluation.id, "evaluation")] if evaluation else [])
+        # The version row is written here, in one transaction with its number; the runner's
+        # later put of the same id is a no-op.
+        return context.store.put_versioned(build, kind="model_version", name=self.model_name, parents=parents,
+                                           run_id=context.run.id if context.run else None)
 
 
 @hookimpl(trylast=True)
 def tether_register(model, evaluation, stage, context):
-    registry = context.backend(stage)
-    if evaluation is not None and not evaluation.passed and registry.require_passed:
-        reasons = "; ".join(f.message for f in evaluation.findings if f.severity == "error")
-        raise StageError(f"model {model.id} did not pass evaluation {evaluation.id}: {reasons}")
-    features = context.store.get(model.feature_set_id) if model.feature_set_id else None
-
-    def build(version: int) -> ModelVersion:
-        return ModelVersion(id=f"mv-{registry.model_name}-{version}", name=registry.model_name, version=version,
-                            model_id=model.id, evaluation_id=evaluation.id if evaluation else None,
-                            feature_set_id=model.feature_set_id,
-                            snapshot_id=features.snapshot_id if features else None,
-                            metrics=dict(evaluation.metrics) if evaluation else {},
-                            description=registry.description)
-
-    parents = [(model.id, "model")] + ([(evaluation.id, "evaluation")] if evaluation else [])
-    # The version row is written here, in one transaction with its number; the runner's
-    # later put of the same id is a no-op.
-    return context.store.put_versioned(build, kind="model_version", name=registry.model_name, parents=parents,
-                                       run_id=context.run.id if context.run else None)
+    return context.backend(stage).register(model, evaluation, context=context)
 
 
 @attrs.frozen(kw_only=True)
@@ -150,8 +166,8 @@ class BatchDeployer(Deployer):
             raise DataError("batch deploy needs a snapshot to score; add a snapshot stage before it")
         model = context.get(model_version.model_id, kind="model")
         features = context.get(model_version.feature_set_id, kind="features")
-        transform = context.workspace.load_object(features.transform)
-        estimator = context.workspace.load_object(model.artifact)
+        transform = context.workspace.load_object(features.transform, what=f"transform of {features.id}")
+        estimator = context.workspace.load_model(model)
         frame = context.workspace.read_snapshot(snapshot)
         columns = list(transform.feature_names_in_)
         missing = [c for c in columns if c not in frame]

@@ -23,11 +23,11 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
-
 from tether import hookimpl
 from tether.backends import OnlineStore
 from tether.errors import ConfigError, DataError, NotFoundError, StoreError
@@ -81,8 +81,7 @@ def latest_rows(frame: Any, *, entity: str, feature_time: str, features: Sequenc
     """Per entity and feature, the latest available row, encoded; checks the input first."""
     import numpy as np
     import pandas as pd
-
-    from tether.plugins.pit import to_timedelta
+    from tether.plugins.features.pit import to_timedelta
 
     if not isinstance(frame, pd.DataFrame):
         import pyarrow as pa
@@ -158,8 +157,7 @@ class OnlineStoreBase(OnlineStore):
         """One row per requested entity: values, ``<f>__timestamp`` and ``<f>__age`` at ``now``."""
         import numpy as np
         import pandas as pd
-
-        from tether.plugins.pit import to_timedelta
+        from tether.plugins.features.pit import to_timedelta
 
         ids = list(entity_ids)
         meta = self.view_info(view)

@@ -15,19 +15,15 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from tether import hookimpl
+from tether.backends import Rollback
 from tether.context import RunContext
 from tether.errors import ConfigError
-from tether.plugins.alerts import (
-    AlertRule,
-    Rollback,
-    Trigger,
-    deliver,
-    fire,
-    run_triggers,
-    verdict_of,
-)
-from tether.plugins.monitor_windows import profile_batches
-from tether.plugins.monitoring import DriftMonitor, run_monitor
+from tether.plugins.monitoring.alerts import AlertRule, fire, verdict_of
+from tether.plugins.monitoring.monitor import DriftMonitor
+from tether.plugins.monitoring.params import AlertParams
+from tether.plugins.monitoring.profiles import profile_batches
+from tether.plugins.monitoring.sinks import deliver
+from tether.plugins.monitoring.triggers import Trigger, run_triggers
 
 NOW = dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc)
 
@@ -124,13 +120,13 @@ def test_monitor_sends_to_the_webhook_once_per_cooldown(tmp_path, host, webhook)
     url, handler = webhook
     rng = np.random.default_rng(0)
     ref = profile_batches([pa.table({"x": rng.normal(0, 1, 3_000)})])
-    monitor = DriftMonitor(rules=({"name": "x", "signal": "drift.column.x", "above": 1, "severity": "critical",
-                                   "action": "investigate"},),
-                           sinks=({"plugin": "webhook", "params": {"url": url}},))
+    monitor = DriftMonitor(alerts=AlertParams(
+        rules=({"name": "x", "signal": "drift.column.x", "above": 1, "severity": "critical", "action": "investigate"},),
+        sinks=({"plugin": "webhook", "params": {"url": url}},)))
     context = RunContext(host=host, workspace=None)
     for _ in range(2):
-        report = run_monitor(monitor, reference=ref, current_batches=[pa.table({"x": rng.normal(2, 1, 3_000)})],
-                             context=context, reference_id="r", current_id="c", state_path=tmp_path / "s.json")
+        report = monitor.check(reference=ref, current_batches=[pa.table({"x": rng.normal(2, 1, 3_000)})],
+                               context=context, reference_id="r", current_id="c", state_path=tmp_path / "s.json")
         assert report.verdict == "critical"
     assert len(handler.received) == 1 and report.alerts[0]["suppressed"] is True
 
@@ -202,12 +198,12 @@ def test_roll_back_action_calls_the_deployment_plugin(host):
     rng = np.random.default_rng(1)
     ref = profile_batches([pa.table({"score": rng.random(2_000)})])
     dep = Deployment(id="deploy-1", model_version_id="mv-1", target="batch", status="completed")
-    monitor = DriftMonitor(rules=({"name": "bad-scores", "signal": "drift.column.score", "above": 1,
-                                   "severity": "critical", "action": "roll_back"},),
-                           rollback={"plugin": "recording"})
-    report = run_monitor(monitor, reference=ref, current_batches=[pa.table({"score": rng.random(2_000) ** 4})],
-                         context=RunContext(host=host, workspace=None), reference_id="r", current_id="c",
-                         deployment=dep)
+    monitor = DriftMonitor(alerts=AlertParams(rules=({"name": "bad-scores", "signal": "drift.column.score", "above": 1,
+                                                      "severity": "critical", "action": "roll_back"},),
+                                              rollback={"plugin": "recording"}))
+    report = monitor.check(reference=ref, current_batches=[pa.table({"score": rng.random(2_000) ** 4})],
+                           context=RunContext(host=host, workspace=None), reference_id="r", current_id="c",
+                           deployment=dep)
     assert report.details["rollback"]["status"] == "rolled_back"
     assert report.details["rollback"]["deployment"] == "deploy-1-previous"
     assert RecordingRollback.calls == [("deploy-1", "drift.column.score = 1 (>= 1)")]

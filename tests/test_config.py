@@ -6,7 +6,6 @@ import sqlite3
 import textwrap
 
 import pytest
-
 from tether.config import build_chain, load_chain
 from tether.errors import ConfigError
 
@@ -214,3 +213,92 @@ def test_boolean_is_not_an_int(host, project):
             {"stage": "snapshot", "plugin": "csv", "params": {"path": "data.csv"}},
             {"stage": "split", "plugin": "random", "params": {"seed": True}},
         ]}, host, base_dir=project)
+
+
+def test_yaml_alias_bomb_is_refused_quickly(project, tether_cli):
+    levels = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 10):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    (project / "bomb.yaml").write_text("version: 1\n" + "\n".join(levels) + "\nstages: []\n")
+    result = tether_cli("run", "bomb.yaml", timeout=60)
+    assert result.exit_code == 2, result
+    assert "expands to more than 100,000 values" in result.stderr
+    assert records_in_store(project) == 0
+
+
+def test_duplicate_yaml_keys_are_an_error_naming_the_line(project, host):
+    path = write_chain(project, """\
+        version: 1
+        stages:
+          - stage: snapshot
+            plugin: csv
+            params: {path: data.csv, dataset: d}
+            params: {path: other.csv, dataset: d}
+        """)
+    with pytest.raises(ConfigError, match=r"duplicate key 'params' \(first at line 5\)"):
+        load_chain(path, host)
+
+
+def test_yaml_merge_keys_still_work(project, host):
+    path = write_chain(project, """\
+        version: 1
+        stages:
+          - &snap {stage: snapshot, plugin: csv, params: {path: data.csv, dataset: d}}
+          - {<<: *snap, id: again}
+        """)
+    chain = load_chain(path, host)
+    assert [s.id for s in chain.stages] == ["snapshot", "again"]
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "", ".hidden", "x" * 200])
+def test_a_chain_name_that_could_escape_a_folder_is_refused(project, host, name):
+    path = write_chain(project, f"""\
+        version: 1
+        name: "{name}"
+        stages:
+          - {{stage: snapshot, plugin: csv, params: {{path: data.csv, dataset: d}}}}
+        """)
+    with pytest.raises(ConfigError, match="name: the chain name"):
+        load_chain(path, host)
+
+
+def test_an_empty_model_name_is_refused_before_the_run(project, host):
+    path = write_chain(project, """\
+        version: 1
+        stages:
+          - {stage: snapshot, plugin: csv, params: {path: data.csv, dataset: d}}
+          - {stage: register, params: {model_name: ""}}
+        """)
+    with pytest.raises(ConfigError, match=r"stages\[1\]\.params.*model_name.*non-empty"):
+        load_chain(path, host)
+
+
+def test_literal_secrets_are_masked_in_the_run_record_and_the_workspace(project, tether_cli, host):
+    body = GOOD + ('  - {step: "nosuchmodule_for_secrets:fit", params: {api_token: "literal-token-4242",'
+                   ' url: "postgresql://app:pw-literal-99@db/x"}}\n')
+    write_chain(project, body)
+    chain_text = (project / "chain.yaml").read_text()
+    assert "literal-token-4242" in chain_text
+    result = tether_cli("run", "chain.yaml", "--debug", cwd=project)
+    assert result.exit_code == 2  # the step's module does not exist
+    assert "literal-token-4242" not in result.stderr + result.stdout
+    from tether.secrets import literal_secrets, mask_literals
+
+    raw = {"store": {"plugin": "postgres", "params": {"dsn": "postgresql://u:pw-9876@h/db"}},
+           "storage": {"plugin": "s3", "params": {"secret": "${S3_SECRET}", "key": "abc"}}}
+    secrets = literal_secrets(raw)
+    assert secrets == ["pw-9876"]
+    assert mask_literals(raw, secrets)["store"]["params"]["dsn"] == "postgresql://u:***@h/db"
+
+
+def test_literal_secret_never_reaches_a_stored_run(project, tether_cli):
+    (project / "secret_steps.py").write_text("def fit(snapshot, params):\n    return {'rows': snapshot.num_rows}\n")
+    body = GOOD + '  - {step: "secret_steps:fit", params: {api_token: "literal-token-4242"}}\n'
+    write_chain(project, body)
+    result = tether_cli("run", "chain.yaml", "--json", cwd=project)
+    assert result.exit_code == 0, result
+    assert "literal-token-4242" not in result.stdout + result.stderr
+    assert "prefer ${VAR}" in result.stderr
+    with sqlite3.connect(project / ".tether" / "tether.db") as conn:
+        bodies = " ".join(row[0] for row in conn.execute("SELECT body FROM records"))
+    assert "literal-token-4242" not in bodies and "api_token: \\\"***" in bodies

@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from tether import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,14 +11,10 @@ import pyarrow as pa
 import pytest
 from scipy import stats
 from scipy.spatial import distance
-from tether.plugins.drift import (
-    CategoricalSketch,
-    NumericSketch,
-    default_test,
-    run_test,
-)
-from tether.plugins.monitor_checks import compare
-from tether.plugins.monitor_windows import profile_batches
+from tether.plugins.monitoring.compare import compare
+from tether.plugins.monitoring.drift_tests import default_test, run_test
+from tether.plugins.monitoring.profiles import profile_batches
+from tether.plugins.monitoring.sketches import CategoricalSketch, NumericSketch
 
 
 def sketch(values, **kw) -> NumericSketch:
@@ -233,12 +229,13 @@ def test_domain_classifier_sees_a_change_that_marginals_hide(host):
 
 
 def _compare(host, ref: pd.DataFrame, cur: pd.DataFrame):
-    from tether.plugins.monitor_checks import HealthConfig, health
+    from tether.plugins.monitoring.health import health
+    from tether.plugins.monitoring.params import HealthParams
 
     r = profile_batches([pa.Table.from_pandas(ref, preserve_index=False)])
     c = profile_batches([pa.Table.from_pandas(cur, preserve_index=False)])
     results, findings = compare(r, c, backends=host.backends)
-    hf, _ = health(r, c, HealthConfig())
+    hf, _ = health(r, c, HealthParams())
     for res in results:
         assert math.isfinite(res.statistic) and res.drifted in (True, False)
         assert res.p_value is None or math.isfinite(res.p_value)
@@ -300,17 +297,19 @@ def test_identifier_columns_are_not_tested_and_storage_types_are_not_retyping(ho
     results, findings = compare(r, c, backends=host.backends)
     assert [x.column for x in results] == ["kind"]
     assert [f.check for f in findings] == ["drift.identifier"] and findings[0].severity == "info"
-    from tether.plugins.monitor_checks import HealthConfig, health
+    from tether.plugins.monitoring.health import health
+    from tether.plugins.monitoring.params import HealthParams
 
-    hf, _ = health(r, c, HealthConfig(volume_change=1.0))
+    hf, _ = health(r, c, HealthParams(volume_change=1.0))
     assert [f.check for f in hf] == []  # no retyping, no unseen-category flood for the id column
     forced, _ = compare(r, c, backends=host.backends, tests={"id": ["chi2"]})
     assert {x.column for x in forced} == {"id", "kind"}
 
 
 def test_an_empty_csv_column_is_missing_not_retyped(host, tmp_path):
-    from tether.plugins.monitor_checks import HealthConfig, health
-    from tether.plugins.monitor_windows import file_batches
+    from tether.plugins.monitoring.health import health
+    from tether.plugins.monitoring.params import HealthParams
+    from tether.plugins.monitoring.windows import file_batches
 
     pd.DataFrame({"a": np.arange(200.0), "b": np.arange(200.0)}).to_csv(tmp_path / "ref.csv", index=False)
     (tmp_path / "cur.csv").write_text("a,b\n" + "".join(f"{i}.0,\n" for i in range(200)))
@@ -318,7 +317,7 @@ def test_an_empty_csv_column_is_missing_not_retyped(host, tmp_path):
     c = profile_batches(file_batches(tmp_path / "cur.csv"))
     assert c.types["b"] == "null"
     results, findings = compare(r, c, backends=host.backends)
-    hf, _ = health(r, c, HealthConfig())
+    hf, _ = health(r, c, HealthParams())
     assert [x.column for x in results] == ["a"]
     checks = {f.check for f in findings + hf}
     assert {"drift.no_values", "missing.all"} <= checks and "schema.retyped" not in checks

@@ -11,22 +11,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from tether.config import load_chain
 from tether.errors import ConfigError, DataError, StageError
-from tether.plugins.features import (
-    apply_definitions,
+from tether.plugins.features.calculations import (
     build_training_set,
     check_point_in_time,
     compute_feature,
-    define,
-    fit_transform_splits,
-    load_catalogue,
-    load_transform,
-    models_using,
-    skew_check,
-    validate_features,
 )
+from tether.plugins.features.catalogue import (
+    apply_definitions,
+    define,
+    load_catalogue,
+    models_using,
+)
+from tether.plugins.features.featurizer import fit_transform_splits, load_transform
+from tether.plugins.features.skew import skew_check
+from tether.plugins.features.validation import validate_features
 from tether.runner import run_chain
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
@@ -232,7 +232,7 @@ def test_user_transform_is_fitted_on_training_rows_only(project, host):
 
     spec = "{label: churned, transform: 'fe_helpers:recording', columns: [tenure_months, monthly_charges]}"
     deploy = "\n  - stage: deploy\n    plugin: batch\n    params: {output: predictions}\n"
-    run, outputs = run_chain(chain(project, host, spec, deploy), host)
+    _run, outputs = run_chain(chain(project, host, spec, deploy), host)
     features = outputs["featurize"]
     split = outputs["split"]
     from tether.workspace import Workspace
@@ -264,10 +264,10 @@ def test_fitting_on_all_rows_is_impossible_through_the_stage_api(project, host):
         run_chain(chain(project, host, "{label: churned, transform: 'fe_helpers:prefitted', columns: [tenure_months]}"),
                   host)
     frame = pd.DataFrame({"x": np.arange(10.0), "y": [0, 1] * 5})
-    from tether.plugins.features import SklearnFeaturizer
+    from tether.plugins.features.featurizer import SklearnFeaturizer
 
     featurizer = SklearnFeaturizer(numeric=("x",), label="y")
-    transform, _, matrices = fit_transform_splits(featurizer, frame, np.array(["train"] * 4 + ["test"] * 6))
+    transform, _, _matrices = fit_transform_splits(featurizer, frame, np.array(["train"] * 4 + ["test"] * 6))
     assert transform.named_transformers_["num"][-1].mean_[0] == pytest.approx(1.5)  # rows 0..3 only
     with pytest.raises(DataError, match="no training rows"):
         fit_transform_splits(featurizer, frame, np.array(["test"] * 10))
@@ -301,7 +301,7 @@ def test_validation_findings_against_definitions():
 def test_featurize_validates_links_definitions_and_lineage_reaches_models(project, host, tether_cli):
     spec = ("{label: churned, numeric: [tenure_months, monthly_charges, total_charges], categorical: [contract],"
             " catalogue: features.yaml}")
-    run, outputs = run_chain(chain(project, host, spec), host)
+    _run, outputs = run_chain(chain(project, host, spec), host)
     features = outputs["featurize"]
     assert features.findings == ()
     assert set(features.definition_ids) == {"feature-tenure_months-1", "feature-monthly_charges-1",
@@ -323,8 +323,8 @@ def test_featurize_validates_links_definitions_and_lineage_reaches_models(projec
     missing = tether_cli("features", "show", "total_charge", cwd=project)
     assert missing.exit_code == 2
     assert missing.stderr.strip().splitlines() == [
-        f"tether: error: no feature 'total_charge' in {project / '.tether'}; did you mean 'total_charges'? "
-        "(see `tether features ls`)"]
+        (f"tether: error: no feature 'total_charge' in {project / '.tether'}; did you mean 'total_charges'? "
+         "(see `tether features ls`)")]
 
 
 def test_featurize_fails_on_error_findings_unless_told_to_record_them(project, host):
@@ -333,7 +333,7 @@ def test_featurize_fails_on_error_findings_unless_told_to_record_them(project, h
     spec = "{label: churned, numeric: [monthly_charges], catalogue: features.yaml}"
     with pytest.raises(StageError, match=r"feature 'monthly_charges': \d+ of 2000 values are outside \[0, 50\]"):
         run_chain(chain(project, host, spec), host)
-    run, outputs = run_chain(chain(project, host, spec.replace("}", ", fail_on_findings: false}")), host)
+    _run, outputs = run_chain(chain(project, host, spec.replace("}", ", fail_on_findings: false}")), host)
     assert [f.check for f in outputs["featurize"].findings] == ["feature.range"]
 
 
@@ -427,7 +427,7 @@ SERVING"""
 
 def test_skew_gate_runs_before_deploy(project, host):
     spec = "{label: churned, numeric: [monthly_charges], categorical: [contract]}"
-    run, outputs = run_chain(chain(project, host, spec, GATE.replace("SERVING", "")), host)
+    _run, outputs = run_chain(chain(project, host, spec, GATE.replace("SERVING", "")), host)
     details = outputs["deploy"].details["skew_check"]
     assert details["passed"] and details["checked"] == {"monthly_charges": 40, "contract": 40}
     serving = "    serving: {monthly_charges: 'round(monthly_charges)'}\n"

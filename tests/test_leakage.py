@@ -5,23 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from tether.errors import ConfigError
-from tether.plugins.leakage import (
-    EntityOverlap,
-    ExactDuplicates,
-    FeatureAvailability,
-    FeatureTiming,
-    LabelShift,
-    LeakageInput,
-    MissingnessLeakage,
-    NearDuplicates,
-    TargetLeakage,
-    TemporalOrder,
-    auc_binary,
-    run_checks,
-)
-from tether.plugins.splits import GroupSplit, RandomSplit, TimeSplit
+from tether.plugins.leakage.duplicates import ExactDuplicates
+from tether.plugins.leakage.entities import EntityOverlap
+from tether.plugins.leakage.input import FeatureTiming, LeakageInput
+from tether.plugins.leakage.label_shift import LabelShift
+from tether.plugins.leakage.near_duplicates import NearDuplicates
+from tether.plugins.leakage.policy import run_checks
+from tether.plugins.leakage.scoring import auc_binary
+from tether.plugins.leakage.target import MissingnessLeakage, TargetLeakage
+from tether.plugins.leakage.temporal import FeatureAvailability, TemporalOrder
+from tether.plugins.splits.grouped import GroupSplit
+from tether.plugins.splits.shuffled import RandomSplit
+from tether.plugins.splits.temporal import TimeSplit
 
 
 def independent_rows(n: int = 4000, seed: int = 0) -> pd.DataFrame:
@@ -201,10 +197,10 @@ def test_feature_availability_reports_exactly_the_late_features_and_rows():
     frame["settled_at"] = frame["ts"] - pd.Timedelta("1h")
     planted = [10, 20, 30]
     frame.loc[planted, "settled_at"] = frame.loc[planted, "ts"] + pd.Timedelta("3D")
-    catalog = (FeatureTiming(name="x0", availability_lag="2d"), FeatureTiming(name="x1", availability_lag="0s"),
-               FeatureTiming(name="x2", available_at="settled_at"), FeatureTiming(name="not_there", availability_lag="1d"))
+    catalogue = (FeatureTiming(name="x0", availability_lag="2d"), FeatureTiming(name="x1", availability_lag="0s"),
+                 FeatureTiming(name="x2", available_at="settled_at"), FeatureTiming(name="not_there", availability_lag="1d"))
     data = LeakageInput(frame=frame, splits=TimeSplit(time_column="ts").assign(frame).to_numpy().copy(), time_column="ts",
-                        catalog=catalog)
+                        catalogue=catalogue)
     f = FeatureAvailability().check(data)[0]
     assert f.evidence["columns"] == ["x0", "x2"]
     assert f.evidence["n_rows"] == {"x0": 1000, "x2": 3}
@@ -271,8 +267,8 @@ def test_label_shift_reports_a_shifted_test_split_and_missing_labels():
     findings = LabelShift().check(LeakageInput(frame=frame, splits=splits, label="y"))
     messages = " | ".join(f.message for f in findings)
     assert "missing in 2 rows" in messages
-    shift = [f for f in findings if "distance" in f.evidence][0]
-    assert set(k for k, v in shift.evidence["distance"].items() if v > 0.1) == {"test"}
+    shift = next(f for f in findings if "distance" in f.evidence)
+    assert {k for k, v in shift.evidence["distance"].items() if v > 0.1} == {"test"}
 
 
 # --- policy ---------------------------------------------------------------------------------
@@ -295,7 +291,7 @@ def test_policy_sets_severity_or_turns_checks_off():
 
 def test_policy_errors_name_the_key(host):
     data = _duplicated()
-    with pytest.raises(ConfigError, match=r"policy.leakage.exact_duplicate: unknown leakage check; did you mean 'exact_duplicates'"):
+    with pytest.raises(ConfigError, match=r"policy.leakage: unknown leakage check 'exact_duplicate'; did you mean 'exact_duplicates'"):
         run_checks(data, {"exact_duplicate": "fail"}, host=host)
     with pytest.raises(ConfigError, match=r"policy.leakage.near_duplicates: action 'loud' is not one of fail, warn, off"):
         run_checks(data, {"near_duplicates": "loud"}, host=host)

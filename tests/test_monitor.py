@@ -13,16 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from tether.context import RunContext
-from tether.plugins.monitor_checks import HealthConfig, compare, estimate_performance, health
-from tether.plugins.monitor_windows import (
-    file_batches,
-    find_profile,
-    load_profile,
-    profile_batches,
-    profile_windows,
-    save_profile,
-)
-from tether.plugins.monitoring import DriftMonitor, run_monitor
+from tether.plugins.monitoring.compare import compare
+from tether.plugins.monitoring.health import health
+from tether.plugins.monitoring.model import estimate_performance
+from tether.plugins.monitoring.monitor import DriftMonitor
+from tether.plugins.monitoring.params import HealthParams, ModelParams, WindowParams
+from tether.plugins.monitoring.profile_store import find_profile, load_profile, save_profile
+from tether.plugins.monitoring.profiles import profile_batches, profile_windows
+from tether.plugins.monitoring.windows import file_batches
 
 from tests.conftest import REPO
 
@@ -68,15 +66,13 @@ def test_profile_is_stored_versioned_and_reloaded_identically(workspace):
 
 
 def test_profile_lineage_links_the_snapshot(workspace, context):
-    from tether.plugins.snapshots import take_snapshot
+    from tether.plugins.snapshots.create import take_snapshot
 
     snap = take_snapshot(table(data(1_000, 2)), name="orders", source="test", workspace=workspace, time_column="ts")
     workspace.store.put(snap)
     monitor = DriftMonitor()
-    from tether.plugins.monitoring import reference_for_snapshot
-
-    rec, prof = reference_for_snapshot(snap, monitor, context)
-    again, _ = reference_for_snapshot(snap, monitor, context)
+    rec, prof = monitor.reference_for_snapshot(snap, context)
+    again, _ = monitor.reference_for_snapshot(snap, context)
     assert again.id == rec.id and rec.snapshot_id == snap.id  # profiled once, reused
     assert "ts" not in prof.columns and prof.time_max is not None
     upstream = workspace.store.lineage(rec.id)["upstream"]
@@ -116,10 +112,10 @@ def test_daily_windows_show_the_trend(host):
     windows = profile_windows(table(cur).to_batches(max_chunksize=1_500), every="daily", time_column="ts")
     assert [w.label for w in windows] == [f"2026-02-0{d + 1}" for d in range(5)]
     assert [w.rows for w in windows] == [2_000] * 5
-    monitor = DriftMonitor(window="daily", time_column="ts")
-    report = run_monitor(monitor, reference=r, current_batches=table(cur).to_batches(max_chunksize=1_500),
-                         context=RunContext(host=host, workspace=None), reference_id="r", current_id="c",
-                         send=False, launch=False)
+    monitor = DriftMonitor(windows=WindowParams(every="daily"), time_column="ts")
+    report = monitor.check(reference=r, current_batches=table(cur).to_batches(max_chunksize=1_500),
+                           context=RunContext(host=host, workspace=None), reference_id="r", current_id="c",
+                           send=False, launch=False)
     trend = report.details["windows"]
     assert [t["drifted"] for t in trend] == [[], [], [], ["price"], ["price"]]
     assert trend[4]["statistics"]["price"] > trend[3]["statistics"]["price"] > trend[0]["statistics"]["price"]
@@ -144,7 +140,7 @@ def test_health_checks_find_each_problem():
     r = profile_batches([table(ref)], time_column="ts")
     c = profile_batches([table(cur)], time_column="ts")
     as_of = c.time_max + dt.timedelta(hours=30)
-    config = HealthConfig(max_lag_hours=24, as_of=as_of, expect={"qty": {"min": 0, "max": 5}, "kind": {"allowed": ["a", "b", "c"]}})
+    config = HealthParams(max_lag_hours=24, as_of=as_of, expect={"qty": {"min": 0, "max": 5}, "kind": {"allowed": ["a", "b", "c"]}})
     findings, metrics = health(r, c, config)
     checks = {f.check for f in findings}
     assert checks >= {"freshness", "volume.change", "missing.change", "validity.range", "categories.unseen",
@@ -156,7 +152,7 @@ def test_health_checks_find_each_problem():
     assert by[("validity.range", "price")].severity == "warning"  # outside the reference range
     assert by[("validity.range", "qty")].severity == "error"  # outside the declared range
     clean = profile_batches([table(data(10_000, 6))], time_column="ts")
-    ok, _ = health(clean, profile_batches([table(data(10_000, 8))], time_column="ts"), HealthConfig())
+    ok, _ = health(clean, profile_batches([table(data(10_000, 8))], time_column="ts"), HealthParams())
     assert ok == []
 
 
@@ -172,7 +168,7 @@ def calibrated(n: int, seed: int, a: float = 2.0):
 
 def test_cbpe_estimates_realised_performance_for_calibrated_scores():
     from sklearn import metrics as m
-    from tether.plugins.drift import NumericSketch
+    from tether.plugins.monitoring.sketches import NumericSketch
 
     score, label = calibrated(100_000, 1)
     sk = NumericSketch()
@@ -206,13 +202,13 @@ def test_model_behaviour_with_delayed_labels_joined_by_request_id_and_by_entity_
         if join_on != "request_id":
             pq.write_table(table(labels.drop(columns=["request_id"])), tmp_path / "labels.parquet")
         source = "labels.csv" if join_on == "request_id" else "labels.parquet"
-        monitor = DriftMonitor(columns=("score", "prediction"), model={
-            "score": "score", "prediction": "prediction", "label": "label", "labels": str(tmp_path / source),
-            "join_on": join_on, "segments": ["segment"]})
-        report = run_monitor(monitor, reference=ref, current_batches=[table(preds)],
-                             context=RunContext(host=host, workspace=None), reference_id="r", current_id="c",
-                             current_frame_loader=lambda: preds, reference_metrics={"roc_auc": 0.99, "accuracy": 0.9},
-                             send=False, launch=False)
+        monitor = DriftMonitor(columns=("score", "prediction"), model=ModelParams(
+            score="score", prediction="prediction", label="label", labels=str(tmp_path / source),
+            join_on=join_on, segments=("segment",)))
+        report = monitor.check(reference=ref, current_batches=[table(preds)],
+                               context=RunContext(host=host, workspace=None), reference_id="r", current_id="c",
+                               current_frame_loader=lambda: preds, reference_metrics={"roc_auc": 0.99, "accuracy": 0.9},
+                               send=False, launch=False)
         model = report.details["model"]
         assert model["labels_joined"] == n // 2 and model["labels_coverage"] == pytest.approx(0.5)
         overall = model["labelled"]["overall"]
@@ -307,10 +303,11 @@ def test_cli_profile_then_monitor_with_exit_codes(tmp_path, tether_cli):
     assert ok.exit_code == 0, ok
     # drifted price + a critical rule: exit 1, alert written to the file sink
     (tmp_path / "monitor.yaml").write_text(
-        "rules:\n"
-        "  - {name: price-drift, signal: drift.column.price, above: 1, severity: critical, action: retrain}\n"
-        "sinks:\n"
-        "  - {plugin: file, params: {path: alerts.jsonl}}\n")
+        "alerts:\n"
+        "  rules:\n"
+        "    - {name: price-drift, signal: drift.column.price, above: 1, severity: critical, action: retrain}\n"
+        "  sinks:\n"
+        "    - {plugin: file, params: {path: alerts.jsonl}}\n")
     bad = tether_cli("monitor", cur, "--reference", "orders", "--config", "monitor.yaml", "--html", "r.html")
     assert bad.exit_code == 1, bad
     alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
@@ -323,7 +320,7 @@ def test_cli_profile_then_monitor_with_exit_codes(tmp_path, tether_cli):
     body = json.loads(empty.stdout)["data"]
     assert body["results"] == [] and "volume.empty" in {f["check"] for f in body["findings"]}
     # bad config: exit 2, one line
-    (tmp_path / "bad.yaml").write_text("rules:\n  - {name: x, signal: drift.share, severity: fatal, above: 1}\n")
+    (tmp_path / "bad.yaml").write_text("alerts:\n  rules:\n    - {name: x, signal: drift.share, severity: fatal, above: 1}\n")
     res = tether_cli("monitor", cur, "--reference", "orders", "--config", "bad.yaml")
     assert res.exit_code == 2 and "severity: 'fatal' is not one of info, warning, critical" in res.stderr, res
     res = tether_cli("monitor", cur, "--reference", "nope")
@@ -331,7 +328,7 @@ def test_cli_profile_then_monitor_with_exit_codes(tmp_path, tether_cli):
 
 
 def test_cli_drift_accepts_snapshot_ids_and_stored_profiles(tmp_path, workspace, tether_cli):
-    from tether.plugins.snapshots import take_snapshot
+    from tether.plugins.snapshots.create import take_snapshot
 
     _, cur = write_pair(tmp_path)
     snap = take_snapshot(table(data(3_000, 20)), name="orders", source="test", workspace=workspace, time_column="ts")
@@ -353,24 +350,23 @@ def test_cli_drift_accepts_snapshot_ids_and_stored_profiles(tmp_path, workspace,
 
 
 def test_reference_and_current_can_be_chosen_windows_of_one_snapshot(workspace, context):
-    from tether.plugins.monitor_windows import SnapshotWindow
-    from tether.plugins.monitoring import reference_for_snapshot
-    from tether.plugins.snapshots import take_snapshot
+    from tether.plugins.monitoring.windows import SnapshotWindow
+    from tether.plugins.snapshots.create import take_snapshot
 
     frame = pd.concat([data(4_000, 30, start="2026-01-01", days=4),
                        data(2_000, 31, start="2026-01-05", days=2, shift=10.0)], ignore_index=True)
     snap = take_snapshot(table(frame), name="orders", source="test", workspace=workspace, time_column="ts")
     workspace.store.put(snap)
-    monitor = context.host.backends.create("monitor", "drift", {
+    monitor = context.host.backends.create("monitor", "drift", {"windows": {
         "reference_range": ["2026-01-01T00:00:00+00:00", "2026-01-05T00:00:00+00:00"],
-        "current_range": ["2026-01-05T00:00:00+00:00", None]})
-    rec, ref = reference_for_snapshot(snap, monitor, context)
+        "current_range": ["2026-01-05T00:00:00+00:00", None]}})
+    rec, ref = monitor.reference_for_snapshot(snap, context)
     assert ref.rows == 4_000 and "range=[2026-01-01" in rec.source
-    whole, _ = reference_for_snapshot(snap, DriftMonitor(), context)
+    whole, _ = DriftMonitor().reference_for_snapshot(snap, context)
     assert whole.id != rec.id and whole.num_rows == 6_000
-    report = run_monitor(monitor, reference=ref, current_batches=SnapshotWindow(snapshot=snap.id).batches(context=context),
-                         context=context, reference_id=snap.id, current_id=snap.id, time_column="ts",
-                         send=False, launch=False)
+    report = monitor.check(reference=ref, current_batches=SnapshotWindow(snapshot=snap.id).batches(context=context),
+                           context=context, reference_id=snap.id, current_id=snap.id, time_column="ts",
+                           send=False, launch=False)
     assert report.details["current_rows"] == 2_000
     assert report.details["drifted_columns"] == ["price"]
 
@@ -387,13 +383,14 @@ def test_validity_against_the_workspaces_feature_definitions(workspace, context)
     ref = profile_batches([table(data(2_000, 40))])
     cur = data(2_000, 41)
     cur.loc[:9, "price"] = np.nan
-    report = run_monitor(DriftMonitor(), reference=ref, current_batches=[table(cur)], context=context,
-                         reference_id="r", current_id="c", send=False, launch=False)
+    report = DriftMonitor().check(reference=ref, current_batches=[table(cur)], context=context,
+                                  reference_id="r", current_id="c", send=False, launch=False)
     got = {(f.check, f.evidence.get("column")) for f in report.findings if f.severity == "error"}
     assert got == {("validity.range", "price"), ("validity.missing", "price"), ("validity.allowed", "kind"),
                    ("validity.cardinality", "kind")}
-    quiet = run_monitor(DriftMonitor(definitions=False), reference=ref, current_batches=[table(cur)], context=context,
-                        reference_id="r", current_id="c", send=False, launch=False)
+    quiet = DriftMonitor(health=HealthParams(definitions=False)).check(
+        reference=ref, current_batches=[table(cur)], context=context, reference_id="r", current_id="c",
+        send=False, launch=False)
     assert not [f for f in quiet.findings if f.check.startswith("validity.") and f.severity == "error"]
 
 

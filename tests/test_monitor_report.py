@@ -12,9 +12,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from tether.context import RunContext
-from tether.plugins.monitor_report import write_html
-from tether.plugins.monitor_windows import profile_batches
-from tether.plugins.monitoring import DriftMonitor, run_monitor
+from tether.plugins.monitoring.monitor import DriftMonitor
+from tether.plugins.monitoring.params import ModelParams, WindowParams
+from tether.plugins.monitoring.profiles import profile_batches
+from tether.plugins.monitoring.report import write_html
 
 from tests.conftest import IN_CI
 
@@ -49,10 +50,10 @@ def report(host):
     cur = pd.concat([frame(1_000, 0, "2026-02-01", 1), frame(1_000, 5, "2026-02-02", 1),
                      frame(1_000, 30, "2026-02-03", 1)], ignore_index=True)
     cur.loc[:50, "channel"] = "</script><b>kiosk</b>"  # must be escaped, not break the page
-    monitor = DriftMonitor(window="daily", time_column="ts", model={"score": "score"})
-    return run_monitor(monitor, reference=ref, current_batches=[pa.Table.from_pandas(cur)],
-                       context=RunContext(host=host, workspace=None), reference_id="ref", current_id="cur",
-                       send=False, launch=False)
+    monitor = DriftMonitor(windows=WindowParams(every="daily"), time_column="ts", model=ModelParams(score="score"))
+    return monitor.check(reference=ref, current_batches=[pa.Table.from_pandas(cur)],
+                         context=RunContext(host=host, workspace=None), reference_id="ref", current_id="cur",
+                         send=False, launch=False)
 
 
 def test_html_report_is_offline_and_renders_plots_in_chromium(report, tmp_path):

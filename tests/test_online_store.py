@@ -9,9 +9,8 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
-
-from tether.errors import DataError, NotFoundError, StoreError
 from conftest import require_server
+from tether.errors import DataError, NotFoundError, StoreError
 
 T0 = pd.Timestamp("2025-06-01", tz="UTC")
 

@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from tether.errors import ConfigError, DataError
-from tether.plugins.pit import FeatureTable, point_in_time_join
+from tether.plugins.features.pit import FeatureTable, point_in_time_join
 
 BASE = pd.Timestamp("2025-03-01 12:00", tz="UTC")
 
@@ -90,7 +89,7 @@ def test_join_matches_brute_force_reference(case):
 def test_input_order_does_not_matter(case, rnd):
     entities, features, lag, ttl = case
     shuffled = features.sample(frac=1.0, random_state=rnd.randint(0, 2**31))
-    kwargs = dict(entity="customer", prediction_time="predicted_at", feature_time="ts", lag=lag, ttl=ttl)
+    kwargs = {"entity": "customer", "prediction_time": "predicted_at", "feature_time": "ts", "lag": lag, "ttl": ttl}
     pd.testing.assert_frame_equal(point_in_time_join(entities, features, **kwargs),
                                   point_in_time_join(entities, shuffled, **kwargs))
 

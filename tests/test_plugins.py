@@ -11,10 +11,9 @@ from typing import ClassVar
 
 import attrs
 import pytest
-
 import tether
 from tether import hookimpl, hookspecs
-from tether.backends import Backends, SplitStrategy, Source
+from tether.backends import Backends, Source, SplitStrategy
 from tether.config import build_chain
 from tether.errors import ConfigError, PluginError
 from tether.manager import ESSENTIAL_PLUGINS, PluginHost
@@ -471,3 +470,9 @@ def test_plugins_json_lists_builtins_and_contrib_with_extras(tether_cli):
     postgres = rows["tether.contrib.postgres"]
     assert postgres["origin"] == "default" and "store:postgres" in postgres["backends"]
     assert set(postgres) >= {"name", "version", "hooks", "available", "install", "missing"}
+
+
+def test_essential_plugins_cannot_be_disabled(monkeypatch):
+    monkeypatch.setenv("TETHER_DISABLE_PLUGINS", "tether.plugins.snapshots")
+    with pytest.raises(PluginError, match="essential plugin 'tether.plugins.snapshots', which cannot be disabled"):
+        PluginHost(entry_points=False)

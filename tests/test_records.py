@@ -6,7 +6,6 @@ import datetime as dt
 import json
 
 import pytest
-
 from tether import serde
 from tether.errors import TetherError
 from tether.records import (

@@ -7,12 +7,12 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import attrs
 import pytest
-
 from tether.config import load_chain
-from tether.workspace import Workspace
 from tether.errors import ConfigError, IntegrityError, NotFoundError, StageError
 from tether.runner import run_chain
+from tether.workspace import Workspace
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
 
@@ -180,3 +180,81 @@ def test_init_creates_a_runnable_starter(tmp_path, tether_cli):
     assert ran.exit_code == 0, ran
     again = tether_cli("init", "proj")
     assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+def test_a_killed_run_is_marked_crashed_with_what_it_completed(project, tether_cli):
+    (project / "killer.py").write_text("import os, signal\n\ndef die(split):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    chain = CHAIN.split("  - stage: featurize")[0] + '  - {step: "killer:die"}\n'
+    write(project, chain)
+    result = tether_cli("run", "chain.yaml", cwd=project)
+    assert result.exit_code == -9, result  # killed, nothing could mark the run
+    with sqlite3.connect(project / ".tether" / "tether.db") as conn:
+        (body,) = conn.execute("SELECT body FROM records WHERE kind = 'run'").fetchone()
+    assert json.loads(body)["data"]["status"] == "running"
+    listed = tether_cli("runs", "ls", "--json", cwd=project)
+    assert listed.exit_code == 0, listed
+    (envelope,) = json.loads(listed.stdout)
+    run = envelope["data"]
+    assert run["status"] == "crashed"
+    assert "completed stages: customers, split" in run["error"]
+    assert [s["status"] for s in run["stages"]] == ["succeeded", "succeeded"]
+    shown = tether_cli("runs", "show", run["id"], cwd=project)
+    assert "crashed" in shown.stdout
+
+
+class _Payload:
+    """A pickle that creates a file when loaded: what an attacker would store."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def _repoint(db: Path, record_id: str, field: str, ref) -> None:
+    """Rewrite one artifact reference inside a stored record, as a store writer could."""
+    from tether import serde
+
+    with sqlite3.connect(db) as conn:
+        (body,) = conn.execute("SELECT body FROM records WHERE id = ?", (record_id,)).fetchone()
+        envelope = json.loads(body)
+        envelope["data"][field] = serde.converter.unstructure(ref)
+        conn.execute("UPDATE records SET body = ? WHERE id = ?", (json.dumps(envelope), record_id))
+
+
+def test_a_record_repointed_at_a_malicious_pickle_is_refused(project, host):
+    import pickle
+
+    chain = load_chain(write(project, CHAIN), host)
+    _, outputs = run_chain(chain, host)
+    ws = Workspace.for_chain(chain, host)
+    marker = project / "pwned"
+    evil = ws.storage.put_bytes(pickle.dumps(_Payload(marker)), suffix=".pkl")
+    _repoint(project / ".tether" / "tether.db", outputs["fit"].id, "artifact", evil)
+    with pytest.raises(IntegrityError, match="record was altered; refusing to unpickle"):
+        run_chain(chain, host, from_stage="evaluate")
+    assert not marker.exists()
+
+
+def test_with_a_signing_key_unsigned_artifacts_are_refused(project, host, monkeypatch):
+    import pickle
+
+    monkeypatch.setenv("TETHER_SIGNING_KEY", "k" * 32)
+    chain = load_chain(write(project, CHAIN), host)
+    _, outputs = run_chain(chain, host)
+    features = outputs["featurize"]
+    assert features.transform.signature.startswith("hmac-sha256:")
+    ws = Workspace.for_chain(chain, host)
+    assert ws.load_object(features.transform) is not None  # signed by this run
+    marker = project / "pwned"
+    evil = ws.storage.put_bytes(pickle.dumps(_Payload(marker)), suffix=".pkl")
+    with pytest.raises(IntegrityError, match="is not signed, and TETHER_SIGNING_KEY is set"):
+        ws.load_object(evil)
+    forged = attrs.evolve(evil, signature=features.transform.signature)
+    with pytest.raises(IntegrityError, match="signature that does not match"):
+        ws.load_object(forged)
+    monkeypatch.setenv("TETHER_SIGNING_KEY", "another-key-entirely")
+    with pytest.raises(IntegrityError, match="signature that does not match"):
+        ws.load_object(features.transform)
+    assert not marker.exists()

@@ -11,15 +11,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from tether.errors import ConfigError, DataError, IntegrityError, StoreError
-from tether.plugins.snapshots import (
-    create_snapshot,
-    fingerprint_table,
-    resolve_snapshot,
-    take_snapshot,
-    verify_workspace,
-)
+from tether.plugins.snapshots.create import create_snapshot, take_snapshot
+from tether.plugins.snapshots.fingerprint import fingerprint_table
+from tether.plugins.snapshots.read import resolve_snapshot
+from tether.plugins.snapshots.verify import verify_workspace
 
 
 def make_frame(n: int = 2_000, seed: int = 0) -> pd.DataFrame:
@@ -69,7 +65,7 @@ def test_fingerprint_ignores_garbage_behind_nulls():
     garbage = pa.Array.from_buffers(pa.int64(), 3, [validity, pa.py_buffer(values.tobytes())])
     clean = pa.array([1, None, 3], type=pa.int64())
     assert garbage.to_pylist() == clean.to_pylist()
-    fp = lambda arr: fingerprint_table(pa.table({"x": arr}))  # noqa: E731
+    fp = lambda arr: fingerprint_table(pa.table({"x": arr}))
     assert fp(garbage) == fp(clean)
 
 
@@ -137,10 +133,10 @@ def test_identical_data_is_stored_once_and_versions_only_for_new_content(workspa
 
 
 def test_large_input_is_split_into_parts_and_reassembled_in_order(workspace, monkeypatch):
-    import tether.plugins.snapshots as snapshots
+    from tether.plugins.snapshots import conform, writer
 
-    monkeypatch.setattr(snapshots, "PART_BYTES", 200_000)
-    monkeypatch.setattr(snapshots, "PIECE_ROWS", 5_000)
+    monkeypatch.setattr(writer, "PART_BYTES", 200_000)
+    monkeypatch.setattr(conform, "PIECE_ROWS", 5_000)
     frame = make_frame(40_000)
     snap = create_snapshot(frame, name="big", workspace=workspace)
     assert len(snap.objects) > 3 and sum(snap.object_rows) == len(frame)
@@ -266,19 +262,19 @@ def test_bad_files_fail_clearly_and_write_nothing(tmp_path, workspace, case):
     else:
         path = tmp_path / "nope.csv"
         expected = "not found"
-    from tether.plugins import snapshots
+    from tether.plugins.snapshots import conform
 
-    original = snapshots.read_csv_batches
+    original = conform.read_csv_batches
 
     def small_blocks(p, **kw):  # make the conflicting value land in a later block
         return original(p, delimiter=",", block_size=1 << 16)
 
-    snapshots.read_csv_batches = small_blocks
+    conform.read_csv_batches = small_blocks
     try:
         with pytest.raises(DataError, match=expected):
             take_snapshot(path, name="bad", source="test", workspace=workspace)
     finally:
-        snapshots.read_csv_batches = original
+        conform.read_csv_batches = original
     assert_nothing_written(workspace)
 
 
@@ -301,7 +297,7 @@ def test_bad_frames_fail_clearly(workspace):
 
 
 def test_failing_sql_and_mixed_sql_types_are_clear(tmp_path, workspace, context):
-    from tether.plugins.snapshots import SqlSource
+    from tether.plugins.snapshots.sources import SqlSource
 
     db = tmp_path / "db.sqlite"
     with sqlite3.connect(db) as conn:
@@ -379,42 +375,42 @@ def test_cli_create_ls_show_get_diff(tmp_path, tether_cli):
     changed.to_parquet(tmp_path / "v2.parquet", index=False)
     (tmp_path / "card.yaml").write_text("owner: analytics\nlimitations: [only 2025]\nsynthetic: true\n")
 
-    first = tether_cli("snapshot", "create", "v1.csv", "--name", "cust", "--time-column", "ts", "--key", "id",
+    first = tether_cli("snapshots", "create", "v1.csv", "--name", "cust", "--time-column", "ts", "--key", "id",
                        "--card", "card.yaml")
     assert first.exit_code == 0, first
     snap_id = first.stdout.strip()
     assert snap_id.startswith("snap-") and "\n" not in snap_id
-    second = tether_cli("snapshot", "create", "v2.parquet", "--name", "cust", "--key", "id", "--json")
+    second = tether_cli("snapshots", "create", "v2.parquet", "--name", "cust", "--key", "id", "--json")
     assert second.exit_code == 0, second
     record = json.loads(second.stdout)
     assert record["kind"] == "snapshot" and record["data"]["version"] == 2
-    again = tether_cli("snapshot", "create", "v1.csv", "--name", "cust")
+    again = tether_cli("snapshots", "create", "v1.csv", "--name", "cust")
     assert again.stdout.strip() == snap_id
 
-    listing = tether_cli("snapshot", "ls", "cust")
+    listing = tether_cli("snapshots", "ls", "cust")
     assert listing.exit_code == 0 and "cust@1" in listing.stdout and "cust@2" in listing.stdout
     assert len(listing.stdout.strip().splitlines()) == 2
 
-    show = tether_cli("snapshot", "show", snap_id)
+    show = tether_cli("snapshots", "show", snap_id)
     assert show.exit_code == 0, show
     for text in ("owner          analytics", "only 2025", "synthetic      yes", "rows x cols    500 x 5",
                  "time range     2025-01-01 00:00:00", "segment", "missing"):
         assert text in show.stdout
 
-    out = tether_cli("snapshot", "get", "cust@1", "-o", "back.parquet")
+    out = tether_cli("snapshots", "get", "cust@1", "-o", "back.parquet")
     assert out.exit_code == 0, out
     back = pd.read_parquet(tmp_path / "back.parquet")
     expected = pd.read_csv(tmp_path / "v1.csv")
     assert len(back) == 500 and back["id"].tolist() == expected["id"].tolist()
     assert back["amount"].equals(expected["amount"])
-    csv_out = tether_cli("snapshot", "get", "cust@2", "-o", "back.csv")
+    csv_out = tether_cli("snapshots", "get", "cust@2", "-o", "back.csv")
     assert csv_out.exit_code == 0 and len(pd.read_csv(tmp_path / "back.csv")) == 497
-    from tether.plugins.snapshots import fingerprint_table as fp
+    from tether.plugins.snapshots.fingerprint import fingerprint_table as fp
 
     assert fp(pq.read_table(tmp_path / "back.parquet")) == json.loads(
-        tether_cli("snapshot", "show", snap_id, "--json").stdout)["data"]["fingerprint"]
+        tether_cli("snapshots", "show", snap_id, "--json").stdout)["data"]["fingerprint"]
 
-    diff = tether_cli("snapshot", "diff", "cust@1", "cust@2", "--json")
+    diff = tether_cli("snapshots", "diff", "cust@1", "cust@2", "--json")
     assert diff.exit_code == 0, diff
     report = json.loads(diff.stdout)
     assert report["schema"]["added"] == [{"column": "extra", "type": "int64"}]
@@ -424,7 +420,7 @@ def test_cli_create_ls_show_get_diff(tmp_path, tether_cli):
     assert rows["changed_by_column"] == {"amount": 4}
     assert [s["id"] for s in rows["samples"]["removed"]] == [0, 1, 2]
     assert any(s["column"] == "amount" and "min" in s for s in report["statistics"])
-    human = tether_cli("snapshot", "diff", "cust@1", "cust@2")
+    human = tether_cli("snapshots", "diff", "cust@1", "cust@2")
     assert "3 removed, 4 changed" in human.stdout and "schema: + extra (int64)" in human.stdout
 
     verify = tether_cli("verify")
@@ -434,10 +430,10 @@ def test_cli_create_ls_show_get_diff(tmp_path, tether_cli):
 def test_cli_errors_are_one_line(tmp_path, tether_cli):
     (tmp_path / "empty.csv").write_text("")
     cases = [
-        (("snapshot", "create", "missing.csv", "--name", "x"), 2, "source 'missing.csv' not found"),
-        (("snapshot", "create", "empty.csv", "--name", "x"), 2, "is empty"),
-        (("snapshot", "show", "nothing"), 2, "no snapshot 'nothing'"),
-        (("snapshot", "create", "sqlite:///db.sqlite", "--name", "x"), 2, "--query"),
+        (("snapshots", "create", "missing.csv", "--name", "x"), 2, "source 'missing.csv' not found"),
+        (("snapshots", "create", "empty.csv", "--name", "x"), 2, "is empty"),
+        (("snapshots", "show", "nothing"), 2, "no snapshot 'nothing'"),
+        (("snapshots", "create", "sqlite:///db.sqlite", "--name", "x"), 2, "--query"),
     ]
     for args, code, text in cases:
         result = tether_cli(*args)
@@ -448,13 +444,13 @@ def test_cli_errors_are_one_line(tmp_path, tether_cli):
 
 def test_cli_reports_tampering_with_the_object_name(tmp_path, tether_cli):
     make_frame(300).to_csv(tmp_path / "d.csv", index=False)
-    snap_id = tether_cli("snapshot", "create", "d.csv", "--name", "d").stdout.strip()
+    snap_id = tether_cli("snapshots", "create", "d.csv", "--name", "d").stdout.strip()
     objects = [p for p in (tmp_path / ".tether" / "objects").rglob("*.parquet") if ".tmp" not in p.parts]
     assert len(objects) == 1
     target = objects[0]
     target.write_bytes(target.read_bytes()[:-10] + b"0123456789")
     key = target.relative_to(tmp_path / ".tether" / "objects").as_posix()
-    got = tether_cli("snapshot", "get", snap_id, "-o", "out.parquet")
+    got = tether_cli("snapshots", "get", snap_id, "-o", "out.parquet")
     assert got.exit_code == 1 and f"object '{key}'" in got.stderr and not (tmp_path / "out.parquet").exists()
     verify = tether_cli("verify")
     assert verify.exit_code == 1 and f"CHANGED  {key}" in verify.stdout and snap_id in verify.stdout
@@ -501,7 +497,7 @@ def test_postgres_source_streams_a_query(tmp_path, host, monkeypatch):
         amount = {c.name: c for c in snap.card.columns}["amount"]
         assert amount.null_count == len([i for i in range(1_200) if i % 7 == 0])
         assert snap.card.time_range[0].day == 1
-        from tether.plugins.snapshots import SqlSource
+        from tether.plugins.snapshots.sources import SqlSource
 
         failing = SqlSource(url=url, query="SELECT * FROM no_such_table_here")
         with pytest.raises(DataError, match="query failed on PostgreSQL: .*no_such_table_here"):
@@ -532,14 +528,14 @@ def test_every_common_type_round_trips_to_the_recorded_fingerprint(workspace):
         "b": pa.array([i % 3 == 0 if i % 5 else None for i in range(n)]),
     })
     snap = take_snapshot(table, name="types", source="test", workspace=workspace, time_column="ts_s")
-    from tether.plugins.snapshots import recompute_fingerprint
+    from tether.plugins.snapshots.verify import recompute_fingerprint
 
     assert recompute_fingerprint(workspace, snap) == snap.fingerprint == fingerprint_table(table)
     assert snap.card.time_range[0].year == 2025
 
 
 def test_diff_compares_retyped_columns_by_value_and_rejects_duplicate_keys(workspace):
-    from tether.plugins.snapshots import diff_snapshots
+    from tether.plugins.snapshots.diff import diff_snapshots
 
     a = create_snapshot(pd.DataFrame({"id": [1, 2, 3], "x": [10, 20, 30]}), name="r", workspace=workspace, key=["id"])
     b = create_snapshot(pd.DataFrame({"id": [1, 2, 4], "x": ["10", "21", "40"]}), name="r", workspace=workspace)
@@ -555,11 +551,25 @@ def test_diff_compares_retyped_columns_by_value_and_rejects_duplicate_keys(works
     assert "no key declared" in diff_snapshots(workspace, b, dupes)["rows"]["note"]
 
 
+def test_diff_binds_part_paths_that_contain_both_quote_kinds(tmp_path, host):
+    from tether.plugins.snapshots.diff import diff_snapshots
+    from tether.plugins.snapshots.read import verified_part_paths
+    from tether.workspace import Workspace
+
+    root = tmp_path / "it's \"q\""
+    with Workspace.open(host, root / ".tether") as ws:
+        a = create_snapshot(pd.DataFrame({"id": [1, 2, 3], "x": [1.0, 2.0, 3.0]}), name="q", workspace=ws, key=["id"])
+        b = create_snapshot(pd.DataFrame({"id": [2, 3, 4], "x": [2.0, 3.5, 4.0]}), name="q", workspace=ws, key=["id"])
+        assert all("'" in str(p) and '"' in str(p) for p in verified_part_paths(ws, a) + verified_part_paths(ws, b))
+        rows = diff_snapshots(ws, a, b)["rows"]
+    assert (rows["added"], rows["removed"], rows["changed"]) == (1, 1, 1)
+    assert rows["samples"] == {"added": [{"id": 4}], "removed": [{"id": 1}], "changed": [{"id": 3}]}
+
+
 def test_fingerprint_property_any_chunking_and_any_batch_stream_agree():
     from hypothesis import given, settings
     from hypothesis import strategies as st
-
-    from tether.plugins.snapshots import Fingerprinter
+    from tether.plugins.snapshots.fingerprint import Fingerprinter
 
     rows = st.lists(st.tuples(st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)),
                               st.one_of(st.none(), st.text(max_size=5)),
@@ -601,7 +611,7 @@ def test_python_source_may_stream_batches_and_get_prints_csv(tmp_path, host, tet
     snap = outputs["snapshot"]
     whole = pd.DataFrame({"k": range(30), "v": [f"x{j}" for j in range(10)] * 3})
     assert snap.num_rows == 30 and snap.fingerprint == fingerprint_table(whole)
-    out = tether_cli("snapshot", "get", "streamed", "-w", str(tmp_path / "ws"))
+    out = tether_cli("snapshots", "get", "streamed", "-w", str(tmp_path / "ws"))
     assert out.exit_code == 0, out
     lines = out.stdout.strip().splitlines()
     assert lines[0] == '"k","v"' and lines[1] == '0,"x0"' and len(lines) == 31

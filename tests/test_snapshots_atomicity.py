@@ -15,12 +15,12 @@ import pytest
 WRITER = textwrap.dedent("""
     import os, signal, sys
     import numpy as np, pandas as pd
-    import tether.plugins.snapshots as snapshots
-    from tether.plugins.snapshots import create_snapshot
+    from tether.plugins.snapshots import conform, writer
+    from tether.plugins.snapshots.create import create_snapshot
 
     workspace, phase = sys.argv[1], sys.argv[2]
-    snapshots.PART_BYTES = 8 << 20      # several parts, so a kill can fall between them
-    snapshots.PIECE_ROWS = 100_000
+    writer.PART_BYTES = 8 << 20      # several parts, so a kill can fall between them
+    conform.PIECE_ROWS = 100_000
     rng = np.random.default_rng(1)
     n = 3_000_000
     frame = pd.DataFrame({f"c{i}": rng.normal(size=n) for i in range(6)})
@@ -61,7 +61,7 @@ def wait_for(proc: subprocess.Popen, marker: str) -> None:
 
 def check_after_kill(tmp_path, tether_cli, *, expect_leftovers: bool | None) -> None:
     ws = str(tmp_path / "ws")
-    listing = tether_cli("snapshot", "ls", "--json", "-w", ws)
+    listing = tether_cli("snapshots", "ls", "--json", "-w", ws)
     assert listing.exit_code == 0, listing
     assert json.loads(listing.stdout) == []  # nothing visible
     verify = tether_cli("verify", "--json", "-w", ws)
@@ -71,17 +71,17 @@ def check_after_kill(tmp_path, tether_cli, *, expect_leftovers: bool | None) -> 
     if expect_leftovers:
         assert report["unreferenced"] or report["temp"]
     # a re-run succeeds and is complete
-    rerun = tether_cli("snapshot", "create", str(tmp_path / "frame.parquet"), "--name", "big", "-w", ws)
+    rerun = tether_cli("snapshots", "create", str(tmp_path / "frame.parquet"), "--name", "big", "-w", ws)
     assert rerun.exit_code == 0, rerun
     snap_id = rerun.stdout.strip()
-    got = tether_cli("snapshot", "get", snap_id, "-o", str(tmp_path / "back.parquet"), "-w", ws)
+    got = tether_cli("snapshots", "get", snap_id, "-o", str(tmp_path / "back.parquet"), "-w", ws)
     assert got.exit_code == 0, got
     # garbage collection removes what the killed writer left, and only that
     gc = tether_cli("verify", "--gc", "--grace", "0", "--json", "-w", ws)
     assert gc.exit_code == 0, gc
     after = json.loads(tether_cli("verify", "--json", "-w", ws).stdout)
     assert after["ok"] and after["unreferenced"] == [] and after["temp"] == []
-    assert tether_cli("snapshot", "get", snap_id, "-o", str(tmp_path / "again.parquet"), "-w", ws).exit_code == 0
+    assert tether_cli("snapshots", "get", snap_id, "-o", str(tmp_path / "again.parquet"), "-w", ws).exit_code == 0
 
 
 def write_frame(tmp_path) -> None:
@@ -125,13 +125,13 @@ def test_sigkill_between_objects_and_record(tmp_path, tether_cli):
 MEMORY_CHILD = textwrap.dedent("""
     import json, resource, sys
     import pyarrow, pyarrow.parquet, pyarrow.dataset, pandas, numpy, xxhash, blake3
-    import tether.plugins.snapshots as snapshots
-    from tether.plugins.snapshots import create_snapshot
+    from tether.plugins.snapshots import conform
+    from tether.plugins.snapshots.create import create_snapshot
     from tether.workspace import Workspace
     from tether.manager import PluginHost
 
     folder, ws_path, headroom = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    snapshots.PIECE_BYTES = 32 << 20
+    conform.PIECE_BYTES = 32 << 20
     ws = Workspace.open(PluginHost(entry_points=False), ws_path)
     vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
     resource.setrlimit(resource.RLIMIT_AS, (vm + headroom, vm + headroom))
@@ -178,8 +178,7 @@ def test_parquet_folder_three_times_the_memory_cap_is_snapshotted_streaming(tmp_
     result = child("snapshot")
     assert result["rows"] == rows
     import pyarrow.dataset as ds
-
-    from tether.plugins.snapshots import fingerprint_table
+    from tether.plugins.snapshots.fingerprint import fingerprint_table
 
     whole = ds.dataset(folder, format="parquet", partitioning="hive").to_table()
     assert result["fingerprint"] == fingerprint_table(whole.sort_by([("id", "ascending")]))

@@ -5,17 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from tether.errors import ConfigError, DataError, StageError
-from tether.plugins.splits import (
-    GroupSplit,
-    RandomSplit,
-    StratifiedGroupSplit,
-    StratifiedSplit,
-    TimeGroupSplit,
-    TimeSplit,
-    row_fingerprints,
-)
+from tether.plugins.rows import row_fingerprints
+from tether.plugins.splits.grouped import GroupSplit, StratifiedGroupSplit
+from tether.plugins.splits.shuffled import RandomSplit, StratifiedSplit
+from tether.plugins.splits.temporal import TimeGroupSplit, TimeSplit
 
 
 def customers(n: int = 3000, entities: int = 300, seed: int = 0) -> pd.DataFrame:
@@ -179,8 +173,8 @@ def write_chain(tmp_path, frame, split_params, policy=None):
 
 def run(path, host):
     from tether.config import load_chain
-    from tether.workspace import Workspace
     from tether.runner import run_chain
+    from tether.workspace import Workspace
 
     chain = load_chain(path, host)
     ws = Workspace.for_chain(chain, host)
@@ -191,8 +185,8 @@ def run(path, host):
 
 
 def test_split_stage_records_a_manifest_usable_for_the_same_rows(tmp_path, host):
+    from tether.plugins.splits.assignment import rows_of
     from tether.workspace import Workspace
-    from tether.plugins.splits import rows_of
 
     frame = customers(2000, entities=2000)
     frame["customer"] = [f"C{i:05d}" for i in range(len(frame))]
@@ -215,14 +209,14 @@ def test_split_stage_records_a_manifest_usable_for_the_same_rows(tmp_path, host)
 
 
 def test_a_failing_check_fails_the_stage_but_stores_the_manifest(tmp_path, host):
+    from tether.plugins.leakage.policy import LeakageFailed
     from tether.workspace import Workspace
-    from tether.plugins.leakage import LeakageFailed
 
     frame = customers(1000)
     path = write_chain(tmp_path, frame, {"plugin": "random", "params": {"entity_column": "customer",
                                                                         "html": "reports/split.html"}},
                        policy={"leakage": {"near_duplicates": "off"}})
-    with pytest.raises(StageError, match=r"leakage checks failed: entity_overlap .*see `tether split show split-") as err:
+    with pytest.raises(StageError, match=r"leakage checks failed: entity_overlap .*see `tether splits show split-") as err:
         run(path, host)
     failed = err.value if isinstance(err.value, LeakageFailed) else err.value.__cause__
     assert isinstance(failed, LeakageFailed)
@@ -243,7 +237,7 @@ def test_a_failing_check_fails_the_stage_but_stores_the_manifest(tmp_path, host)
     assert [(f.check, f.severity) for f in outputs["split"].findings] == [("entity_overlap", "warning")]
 
 
-def test_split_show_and_leakage_cli(tmp_path, tether_cli):
+def test_splits_show_and_leakage_cli(tmp_path, tether_cli):
     import json
 
     frame = customers(1500)
@@ -254,14 +248,14 @@ def test_split_show_and_leakage_cli(tmp_path, tether_cli):
     result = tether_cli("run", path, "--json")
     assert result.exit_code == 0, result
     split_id = json.loads(result.stdout)["outputs"]["split"]["data"]["id"]
-    shown = tether_cli("split", "show", split_id, "--html", "report.html")
+    shown = tether_cli("splits", "show", split_id, "--html", "report.html")
     assert shown.exit_code == 0, shown
     assert "strategy group" in shown.stdout and "entities" in shown.stdout and "[warn] temporal_order" in shown.stdout
     assert "temporal_order" in (tmp_path / "report.html").read_text()
-    assert json.loads(tether_cli("split", "show", split_id, "--json").stdout)["data"]["findings"][0]["check"] == "temporal_order"
-    listed = tether_cli("split", "ls")
+    assert json.loads(tether_cli("splits", "show", split_id, "--json").stdout)["data"]["findings"][0]["check"] == "temporal_order"
+    listed = tether_cli("splits", "ls")
     assert listed.exit_code == 0 and listed.stdout.startswith(split_id) and "1 findings (0 failing)" in listed.stdout
-    missing = tether_cli("split", "show", "split-nope")
+    missing = tether_cli("splits", "show", "split-nope")
     assert missing.exit_code == 2 and missing.stderr.startswith("tether: error: no split 'split-nope'")
 
     frame["split"] = np.where(np.arange(len(frame)) % 5 == 0, "test", "train")
@@ -285,7 +279,7 @@ def test_policy_typos_and_missing_catalogues_fail_before_the_run(tmp_path, host)
     frame = customers(200)
     path = write_chain(tmp_path, frame, {"plugin": "random", "params": {}},
                        policy={"leakage": {"entity_overlaps": "fail"}})
-    with pytest.raises(ConfigError, match=r"policy.leakage.entity_overlaps: unknown leakage check; did you mean 'entity_overlap'"):
+    with pytest.raises(ConfigError, match=r"policy.leakage: unknown leakage check 'entity_overlaps'; did you mean 'entity_overlap'"):
         run(path, host)
     path = write_chain(tmp_path, frame, {"plugin": "time", "params": {"time_column": "ts", "features_from": "features.yaml"}})
     with pytest.raises(ConfigError, match=r"feature catalogue '.*features.yaml' not found"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tether.errors import IntegrityError, NotFoundError, StoreError
 from tether.plugins.local_storage import LocalStorage
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import IN_CI
 
 pytest.importorskip("s3fs")
@@ -114,8 +113,8 @@ def test_s3_storage_round_trip_dedup_and_tamper_detection(s3_workspace, s3_endpo
 def test_snapshot_to_s3_reads_back_and_verifies(s3_workspace, s3_endpoint):
     import numpy as np
     import pandas as pd
-
-    from tether.plugins.snapshots import create_snapshot, verify_workspace
+    from tether.plugins.snapshots.create import create_snapshot
+    from tether.plugins.snapshots.verify import verify_workspace
 
     frame = pd.DataFrame({"k": np.arange(5_000), "v": np.random.default_rng(0).normal(size=5_000),
                           "s": ["a", "b"] * 2_500})
@@ -154,8 +153,8 @@ def test_chain_with_s3_storage_and_cli_verify(tmp_path, s3_params, tether_cli):
 
 def test_unreachable_endpoint_is_a_store_error(host, tmp_path, monkeypatch):
     from tether.config import BackendConfig
-    from tether.workspace import Workspace
     from tether.errors import StoreError
+    from tether.workspace import Workspace
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")

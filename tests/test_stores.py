@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import uuid
+from contextlib import contextmanager
 
 import pytest
-
 from conftest import require_server
 from tether.errors import ConfigError, StoreError
 from tether.records import Finding, ModelVersion, ObjectRef, Run, SplitManifest
@@ -22,13 +23,42 @@ def store(request, tmp_path, host):
         yield st
         st.close()
         return
+    with fresh_schema() as schema:
+        st = host.backends.create("store", "postgres", {"dsn": PG_DSN, "schema": schema})
+        yield st
+        st.close()
+
+
+def _pg_admin(dsn: str = PG_DSN):
+    import psycopg
+
+    return psycopg.connect(dsn, autocommit=True)
+
+
+@contextmanager
+def fresh_schema(dsn: str = PG_DSN):
+    """A unique schema name in the test database, dropped afterwards (the store creates it)."""
     require_server("PostgreSQL", "127.0.0.1", 5432)
     schema = f"t_{uuid.uuid4().hex[:10]}"
-    st = host.backends.create("store", "postgres", {"dsn": PG_DSN, "schema": schema})
-    yield st
-    conn = st._connect(create=True)
-    conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    st.close()
+    try:
+        yield schema
+    finally:
+        with _pg_admin(dsn) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@contextmanager
+def fresh_database():
+    """A unique database (so its ``public`` schema is ours), dropped afterwards; yields its dsn."""
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    with _pg_admin() as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_DSN.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with _pg_admin() as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def split(i: int, snapshot: str = "snap-1") -> SplitManifest:
@@ -37,7 +67,7 @@ def split(i: int, snapshot: str = "snap-1") -> SplitManifest:
                          findings=(Finding(check="dup", severity="warning", message="m"),))
 
 
-def test_reading_an_empty_store_creates_nothing(store, tmp_path):
+def test_reading_an_empty_store_returns_nothing_and_creates_no_file(store, tmp_path):
     assert store.get("nope") is None
     assert store.find("split") == []
     assert store.lineage("nope") == {"upstream": [], "downstream": []}
@@ -54,7 +84,7 @@ def test_put_get_find_round_trip(store):
     assert [r.id for r in store.find("split")] == ["split-2", "split-1", "split-0"]
     assert [r.id for r in store.find("split", limit=1)] == ["split-2"]
     assert [r.id for r in store.find("split", prefix="split-1")] == ["split-1"]
-    assert store.count("split") == 3
+    assert len(store.find("split")) == 3
 
 
 def test_prefix_search_escapes_wildcards(store):
@@ -76,19 +106,18 @@ def test_lineage_walks_both_ways(store):
 
 
 def test_a_failed_transaction_leaves_nothing(store):
-    with pytest.raises(RuntimeError):
-        with store.transaction() as conn:
-            store._insert(conn, split(1), parents=[("snap-1", "snapshot")])
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), store.transaction() as conn:
+        store._insert(conn, split(1), parents=[("snap-1", "snapshot")])
+        raise RuntimeError("crash mid-write")
     assert store.get("split-1") is None
-    assert store.edges("split-1") == []
+    assert store.lineage("snap-1") == {"upstream": [], "downstream": []}
 
 
 def test_replace_updates_a_run(store):
     store.put(Run(id="run-1", chain="c", chain_digest="d", status="running"))
     store.put(Run(id="run-1", chain="c", chain_digest="d", status="failed", error="x"), replace=True)
     assert store.get("run-1").status == "failed"
-    assert store.count("run") == 1
+    assert len(store.find("run")) == 1
 
 
 def test_versions_are_allocated_without_gaps_or_duplicates_under_concurrency(store, host, tmp_path):
@@ -103,7 +132,7 @@ def test_versions_are_allocated_without_gaps_or_duplicates_under_concurrency(sto
         try:
             for _ in range(5):
                 other.put_versioned(build, kind="model_version", name="churn")
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(exc)
         finally:
             other.close()
@@ -122,6 +151,70 @@ def _params_of(store):
     if store.name == "sqlite":
         return {"workspace": store.workspace}
     return {"dsn": store.dsn, "schema": store.schema}
+
+
+def test_postgres_a_read_first_then_a_write_works_on_a_fresh_schema(host):
+    with fresh_schema() as schema:
+        st = host.backends.create("store", "postgres", {"dsn": PG_DSN, "schema": schema})
+        try:
+            assert st.get("split-1") is None
+            assert st.find("split") == []
+            st.put(split(1))
+            assert [r.id for r in st.find("split")] == ["split-1"]
+        finally:
+            st.close()
+
+
+def test_postgres_workspaces_in_two_schemas_of_one_database_stay_isolated(host):
+    """One workspace in ``public``, one in its own schema: neither sees the other's records."""
+    import psycopg
+
+    with fresh_database() as dsn, fresh_schema(dsn) as schema:
+        first = host.backends.create("store", "postgres", {"dsn": dsn, "schema": "public"})
+        second = host.backends.create("store", "postgres", {"dsn": dsn, "schema": schema})
+        try:
+            first.put(split(1))
+            assert second.find("split") == []  # a read first
+            second.put(split(2))
+            assert [r.id for r in first.find("split")] == ["split-1"]
+            assert [r.id for r in second.find("split")] == ["split-2"]
+            assert second.get("split-1") is None and first.get("split-2") is None
+            with _pg_admin(dsn) as conn:  # the tables vanish under an open store: no fall-through to public
+                conn.execute(f"DROP TABLE {schema}.records, {schema}.edges")
+            with pytest.raises(psycopg.errors.UndefinedTable):
+                second.put(split(3))
+            assert [r.id for r in first.find("split")] == ["split-1"]
+        finally:
+            first.close()
+            second.close()
+
+
+def _create_one(dsn: str, schema: str, index: int, barrier) -> None:
+    from tether.contrib.postgres import PostgresStore
+
+    store = PostgresStore(dsn=dsn, schema=schema)
+    barrier.wait(timeout=60)
+    if index % 2:  # half of them read first
+        store.find("split")
+    store.put(split(index))
+    store.close()
+
+
+def test_postgres_concurrent_creates_on_a_fresh_schema_all_succeed(host):
+    ctx = multiprocessing.get_context("spawn")
+    with fresh_schema() as schema:
+        barrier = ctx.Barrier(8)
+        procs = [ctx.Process(target=_create_one, args=(PG_DSN, schema, i, barrier)) for i in range(8)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0] * 8
+        st = host.backends.create("store", "postgres", {"dsn": PG_DSN, "schema": schema})
+        try:
+            assert sorted(r.id for r in st.find("split")) == [f"split-{i}" for i in range(8)]
+        finally:
+            st.close()
 
 
 def test_postgres_down_is_a_clear_error(host):
@@ -146,16 +239,14 @@ def test_postgres_schema_must_be_an_identifier(host):
 
 def test_a_chain_on_postgres_is_remembered_by_its_workspace(tmp_path, tether_cli):
     """A chain's store config is kept as written (no secrets); CLI commands reuse it."""
-    require_server("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    (tmp_path / "data.csv").write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(30)))
-    (tmp_path / "chain.yaml").write_text(
-        "version: 1\nname: pgchain\n"
-        f"store: {{plugin: postgres, params: {{dsn: '${{PG_TEST_DSN}}', schema: {schema}}}}}\n"
-        "stages:\n  - {stage: snapshot, plugin: csv, params: {path: data.csv}}\n"
-    )
-    env = {"PG_TEST_DSN": PG_DSN}
-    try:
+    with fresh_schema() as schema:
+        (tmp_path / "data.csv").write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(30)))
+        (tmp_path / "chain.yaml").write_text(
+            "version: 1\nname: pgchain\n"
+            f"store: {{plugin: postgres, params: {{dsn: '${{PG_TEST_DSN}}', schema: {schema}}}}}\n"
+            "stages:\n  - {stage: snapshot, plugin: csv, params: {path: data.csv}}\n"
+        )
+        env = {"PG_TEST_DSN": PG_DSN}
         ran = tether_cli("run", "chain.yaml", env=env)
         assert ran.exit_code == 0, ran
         remembered = (tmp_path / ".tether" / "workspace.json").read_text()
@@ -165,15 +256,11 @@ def test_a_chain_on_postgres_is_remembered_by_its_workspace(tmp_path, tether_cli
         assert listed.exit_code == 0 and "pgchain" in listed.stdout and "succeeded" in listed.stdout
         unset = tether_cli("runs", "ls")
         assert unset.exit_code == 2 and "environment variable PG_TEST_DSN is not set" in unset.stderr
-    finally:
-        import psycopg
-
-        with psycopg.connect(PG_DSN, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def test_a_default_workspace_writes_no_workspace_file(tmp_path, tether_cli):
     (tmp_path / "data.csv").write_text("a\n1\n2\n")
-    (tmp_path / "chain.yaml").write_text("version: 1\nstages:\n  - {stage: snapshot, plugin: csv, params: {path: data.csv}}\n")
+    (tmp_path / "chain.yaml").write_text(
+        "version: 1\nstages:\n  - {stage: snapshot, plugin: csv, params: {path: data.csv}}\n")
     assert tether_cli("run", "chain.yaml").exit_code == 0
     assert not (tmp_path / ".tether" / "workspace.json").exists()

@@ -3,7 +3,6 @@
 from typing import ClassVar
 
 import attrs
-
 from tether import hookimpl
 from tether.backends import SplitStrategy
 

@@ -1,15 +1,5 @@
-"""Drift tests and the mergeable column sketches they run on.
-
-Every test compares two *sketches* of a column, never raw frames, so the reference side
-can be summarised once into a stored profile and a current window of any size can be
-read in chunks. A numeric sketch holds the sorted distinct values with their counts; it
-is exact until it holds ``sketch_size`` distinct values, then it is compressed to
-``sketch_size // 2`` points that keep the empirical CDF exact at every kept point (the
-error of the CDF anywhere else is at most ``2 / sketch_size``). A categorical sketch
-holds the count of every category (up to ``max_categories``; the rest are counted as
-overflow).
-
-Tests (``kind = "drift"``), each reporting the shared :class:`~tether.records.DriftResult`:
+"""Drift tests (backend kind ``drift``): each compares two column sketches and reports the
+shared :class:`~tether.records.DriftResult`.
 
 ========================  =========  ===========  ===========  ===============================
 name                      columns    threshold    type         drift when
@@ -36,271 +26,14 @@ import math
 from typing import Any, ClassVar
 
 import attrs
-from tether import hookimpl
 from tether.backends import DriftTest
 from tether.errors import ConfigError
 from tether.records import DriftResult
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
-DEFAULT_SKETCH_SIZE = 200_000
-DEFAULT_MAX_CATEGORIES = 10_000
+from .sketches import CATEGORICAL, NUMERIC, NumericSketch, aligned_counts, ecdf_diff
+
 SMALL_SAMPLE = 1_000  # up to this many reference values, p-value tests are the default
 LOW_CARDINALITY = 5  # numeric columns with at most this many distinct values are tested as categories
-
-
-# --- Sketches -----------------------------------------------------------------------------
-
-
-def _unique_counts(values):
-    """Sorted distinct values and their counts of a float array (NaN already removed)."""
-    import numpy as np
-
-    if values.size == 0:
-        return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.int64)
-    s = np.sort(values, kind="quicksort")
-    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-    counts = np.diff(np.append(starts, s.size))
-    return s[starts], counts.astype(np.int64, copy=False)
-
-
-def _merge_counts(v1, c1, v2, c2):
-    """Merge two (sorted values, counts) pairs into one."""
-    import numpy as np
-
-    if v1.size == 0:
-        return v2, c2
-    if v2.size == 0:
-        return v1, c1
-    values = np.concatenate((v1, v2))
-    counts = np.concatenate((c1, c2))
-    order = np.argsort(values, kind="stable")  # two sorted runs: a linear merge
-    values, counts = values[order], counts[order]
-    starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
-    return values[starts], np.add.reduceat(counts, starts)
-
-
-@attrs.define
-class NumericSketch:
-    """Sorted distinct values with counts, plus missing count and moments; mergeable."""
-
-    values: Any = None  # float64, sorted, distinct
-    counts: Any = None  # int64
-    missing: int = 0
-    sketch_size: int = DEFAULT_SKETCH_SIZE
-    compressed: bool = False
-    kind: ClassVar[str] = NUMERIC
-
-    def __attrs_post_init__(self) -> None:
-        import numpy as np
-
-        if self.values is None:
-            self.values = np.empty(0, dtype=np.float64)
-            self.counts = np.empty(0, dtype=np.int64)
-
-    @property
-    def count(self) -> int:
-        return int(self.counts.sum())
-
-    @property
-    def total(self) -> int:
-        return self.count + self.missing
-
-    @property
-    def distinct(self) -> int:
-        return int(self.values.size)
-
-    def add(self, array) -> None:
-        """Add a numpy float array (NaN counts as missing)."""
-        import numpy as np
-
-        array = np.asarray(array, dtype=np.float64)
-        nan = np.isnan(array)
-        n_nan = int(nan.sum())
-        self.missing += n_nan
-        values, counts = _unique_counts(array[~nan] if n_nan else array)
-        self.values, self.counts = _merge_counts(self.values, self.counts, values, counts)
-        self._maybe_compress()
-
-    def merge(self, other: NumericSketch) -> None:
-        self.values, self.counts = _merge_counts(self.values, self.counts, other.values, other.counts)
-        self.missing += other.missing
-        self.compressed = self.compressed or other.compressed
-        self._maybe_compress()
-
-    def _maybe_compress(self) -> None:
-        import numpy as np
-
-        if self.values.size <= self.sketch_size:
-            return
-        points = max(self.sketch_size // 2, 2)
-        cum = np.cumsum(self.counts)
-        targets = np.linspace(0, cum[-1], points + 1)[1:]
-        keep = np.concatenate(([0], np.searchsorted(cum, targets, side="left"), [cum.size - 1]))
-        keep = keep[np.concatenate(([True], keep[1:] != keep[:-1]))]  # sorted already: drop repeats
-        self.values = self.values[keep]
-        self.counts = np.diff(np.concatenate(([0], cum[keep])))
-        self.compressed = True
-
-    # statistics from the sketch --------------------------------------------------------
-
-    def mean(self) -> float | None:
-        import numpy as np
-
-        return float(np.average(self.values, weights=self.counts)) if self.count else None
-
-    def std(self) -> float | None:
-        import numpy as np
-
-        if not self.count:
-            return None
-        mean = np.average(self.values, weights=self.counts)
-        return float(math.sqrt(np.average((self.values - mean) ** 2, weights=self.counts)))
-
-    def quantiles(self, qs):
-        """Quantiles as ``numpy.quantile`` (linear interpolation) of the expanded sample."""
-        import numpy as np
-
-        cum = np.cumsum(self.counts)
-        h = np.asarray(qs, dtype=np.float64) * (cum[-1] - 1)
-        lo = np.floor(h)
-        # value at 0-based rank r: the first distinct value whose cumulative count exceeds r
-        at = lambda r: self.values[np.clip(np.searchsorted(cum, r, side="right"), 0, cum.size - 1)]
-        a, b = at(lo), at(lo + 1)
-        return a + (h - lo) * (b - a)
-
-    def cdf_at(self, points, side: str = "right"):
-        """Counts of values ``<= points`` (``side='right'``) or ``< points`` (``'left'``)."""
-        import numpy as np
-
-        cum = np.concatenate(([0], np.cumsum(self.counts)))
-        return cum[np.searchsorted(self.values, points, side=side)]
-
-    def expand(self, limit: int | None = None):
-        """The values as a sample (each repeated by its count); above ``limit`` values, an
-        evenly spaced quantile sample of that size."""
-        import numpy as np
-
-        if limit is None or self.count <= limit:
-            return np.repeat(self.values, self.counts)
-        return self.quantiles((np.arange(limit) + 0.5) / limit)
-
-    def to_categories(self) -> CategoricalSketch:
-        out = CategoricalSketch(missing=self.missing, max_categories=max(self.values.size, 1))
-        out.add_counts((_fmt(v), c) for v, c in zip(self.values.tolist(), self.counts.tolist()))
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        return {"kind": NUMERIC, "count": self.count, "missing": self.missing, "distinct": self.distinct,
-                "compressed": self.compressed, "min": float(self.values[0]) if self.count else None,
-                "max": float(self.values[-1]) if self.count else None, "mean": self.mean(), "std": self.std()}
-
-
-def _fmt(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-@attrs.define
-class CategoricalSketch:
-    """Count of every category; categories beyond ``max_categories`` go to ``overflow``."""
-
-    counts: dict[str, int] = attrs.field(factory=dict)
-    missing: int = 0
-    overflow: int = 0  # rows in categories that did not fit
-    overflow_distinct: int = 0
-    max_categories: int = DEFAULT_MAX_CATEGORIES
-    kind: ClassVar[str] = CATEGORICAL
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts.values()) + self.overflow
-
-    @property
-    def total(self) -> int:
-        return self.count + self.missing
-
-    @property
-    def distinct(self) -> int:
-        return len(self.counts) + self.overflow_distinct
-
-    def add_arrow(self, array) -> None:
-        """Add a pyarrow array of any type (values counted by their string form)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if isinstance(array, pa.ChunkedArray):
-            array = array.combine_chunks()
-        self.missing += array.null_count
-        if pa.types.is_dictionary(array.type):
-            array = array.cast(array.type.value_type)
-        if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-            array = array.cast(pa.string())
-        vc = pc.value_counts(array.drop_null())
-        self.add_counts(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
-
-    def add_counts(self, pairs) -> None:
-        counts = self.counts
-        for value, n in pairs:
-            if value in counts:
-                counts[value] += int(n)
-            elif len(counts) < self.max_categories:
-                counts[value] = int(n)
-            else:
-                self.overflow += int(n)
-                self.overflow_distinct += 1
-
-    def merge(self, other: CategoricalSketch) -> None:
-        self.add_counts(other.counts.items())
-        self.missing += other.missing
-        self.overflow += other.overflow
-        self.overflow_distinct += other.overflow_distinct
-
-    def to_categories(self) -> CategoricalSketch:
-        return self
-
-    def summary(self) -> dict[str, Any]:
-        top = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
-        return {"kind": CATEGORICAL, "count": self.count, "missing": self.missing, "distinct": self.distinct,
-                "overflow": self.overflow, "top": top}
-
-
-def aligned_counts(ref: CategoricalSketch, cur: CategoricalSketch):
-    """(categories, reference counts, current counts) over the union of categories."""
-    import numpy as np
-
-    cats = sorted(set(ref.counts) | set(cur.counts))
-    r = np.array([ref.counts.get(c, 0) for c in cats], dtype=np.float64)
-    c = np.array([cur.counts.get(c, 0) for c in cats], dtype=np.float64)
-    if ref.overflow or cur.overflow:
-        cats.append("(other)")
-        r, c = np.append(r, ref.overflow), np.append(c, cur.overflow)
-    return cats, r, c
-
-
-def ecdf_diff(ref: NumericSketch, cur: NumericSketch):
-    """``(grid, F_ref - F_cur)`` on the sorted union of both sketches' values.
-
-    One stable argsort merges the two sorted runs; the CDF difference is an exact integer
-    cumulative sum (counts weighted by the other side's size) divided once.
-    """
-    import numpy as np
-
-    n1, n2 = ref.count, cur.count
-    values = np.concatenate((ref.values, cur.values))
-    weights = np.concatenate((ref.counts * n2, cur.counts * -n1))
-    order = np.argsort(values, kind="stable")  # merge of two sorted runs
-    values = values[order]
-    diff = np.cumsum(weights[order])
-    scale = 1.0 / (n1 * n2)
-    ties = values[1:] == values[:-1]
-    if not ties.any():  # continuous data: every position ends its own group
-        diff = diff * scale
-        return values, diff
-    last = np.flatnonzero(~np.append(ties, False))  # end of each tie group
-    return values[last], diff[last] * scale
-
-
-# --- Tests --------------------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
@@ -326,9 +59,6 @@ class _Test(DriftTest):
                            threshold=self.threshold, threshold_type=self.threshold_type,
                            drifted=self.decide(statistic, p_value), n_reference=n_reference,
                            n_current=n_current, p_value=p_value, method=method or self.name, details=details)
-
-    def run(self, column: str, ref, cur) -> DriftResult:  # pragma: no cover - abstract
-        raise NotImplementedError
 
 
 @attrs.frozen(kw_only=True)
@@ -571,8 +301,3 @@ def run_test(test, column: str, ref, cur) -> DriftResult:
         ref, cur = ref.to_categories(), cur.to_categories()
     return test.run(column, ref, cur)
 
-
-@hookimpl
-def tether_add_backends(backends):
-    for cls in TESTS:
-        backends.add(cls)

@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
-
 from tether.errors import ConfigError, DataError
+from tether.sql import quote_identifier
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -52,12 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 ROW = "__tether_row"
 _NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-
-
-def quote_identifier(name: str) -> str:
-    """A SQL identifier in double quotes, embedded quotes doubled."""
-    return '"' + str(name).replace('"', '""') + '"'
-
 
 
 def to_timedelta(value: Any, *, what: str = "lag") -> dt.timedelta | None:
@@ -189,8 +184,6 @@ def point_in_time_join(
 
     See the module docstring for the exact rules (lag, TTL, ties, time zones).
     """
-    import duckdb
-    import numpy as np
     import pyarrow as pa
 
     if duplicates not in ("error", "last"):
@@ -198,18 +191,36 @@ def point_in_time_join(
     keys = [entity] if isinstance(entity, str) else list(entity)
     if not keys:
         raise ConfigError("entity: name at least one entity key column")
-    if isinstance(features, FeatureTable):
-        tables = [features]
-    elif isinstance(features, (list, tuple)):
-        tables = list(features)
-        if not all(isinstance(t, FeatureTable) for t in tables):
-            raise ConfigError("features: a list must hold FeatureTable(...) items")
-    else:
-        tables = [FeatureTable(frame=features, feature_time=feature_time, lag=lag, ttl=ttl,
-                               columns=tuple(columns) if columns is not None else None, available_at=available_at)]
-
+    tables = _feature_tables(features, FeatureTable(frame=features, feature_time=feature_time, lag=lag, ttl=ttl,
+                                                    columns=tuple(columns) if columns is not None else None,
+                                                    available_at=available_at))
     left = _arrow(entities, "entity table")
     _check_columns(left, [*keys, prediction_time], "entity table")
+    columns_out = _join_all(left, tables, keys=keys, prediction_time=prediction_time, duplicates=duplicates,
+                            threads=threads)
+    if not columns_out:
+        raise DataError("no feature columns to join; the feature table has only key and timestamp columns")
+    return _attach(entities, left, pa.table(columns_out))
+
+
+def _feature_tables(features: Any, single: FeatureTable) -> list[FeatureTable]:
+    """The feature tables to join: a list of :class:`FeatureTable`, or ``single``."""
+    if isinstance(features, FeatureTable):
+        return [features]
+    if isinstance(features, (list, tuple)):
+        if not all(isinstance(t, FeatureTable) for t in features):
+            raise ConfigError("features: a list must hold FeatureTable(...) items")
+        return list(features)
+    return [single]
+
+
+def _join_all(left: pa.Table, tables: list[FeatureTable], *, keys: list[str], prediction_time: str,
+              duplicates: str, threads: int | None) -> dict[str, Any]:
+    """Every feature table joined to the entity rows: output name -> aligned column."""
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
     pred_ns, pred_tz = _epoch_ns(left.column(prediction_time), prediction_time, "entity table")
     if pred_ns.null_count:
         raise DataError(f"entity table column '{prediction_time}' has {pred_ns.null_count} null prediction "
@@ -217,26 +228,23 @@ def point_in_time_join(
     n = left.num_rows
     probe = pa.table({**{k: left.column(k) for k in keys}, "__p": pred_ns,
                       ROW: pa.array(np.arange(n, dtype=np.int64))})
-
     con = duckdb.connect()
     try:
         con.execute("SET preserve_insertion_order = false")  # rows are put back in order by row number
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         con.register("probe", probe)
-        p_min, p_max = _min_max(pred_ns) if n else (None, None)
+        p_range = _min_max(pred_ns) if n else (None, None)
         columns_out: dict[str, Any] = {}
         for ti, spec in enumerate(tables):
             what = f"feature table {ti}" if len(tables) > 1 else "feature table"
             taken = {*columns_out, *left.column_names}
             columns_out.update(_join_table(con, ti, spec, what, keys=keys, prediction_time=prediction_time,
-                                           pred_tz=pred_tz, n=n, p_range=(p_min, p_max), duplicates=duplicates,
+                                           pred_tz=pred_tz, n=n, p_range=p_range, duplicates=duplicates,
                                            taken=taken, left_types={k: left.column(k).type for k in keys}))
     finally:
         con.close()
-    if not columns_out:
-        raise DataError("no feature columns to join; the feature table has only key and timestamp columns")
-    return _attach(entities, left, pa.table(columns_out))
+    return columns_out
 
 
 def _family(typ) -> str:
@@ -260,19 +268,8 @@ def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str],
                 pred_tz: str | None, n: int, p_range: tuple[int, int], duplicates: str,
                 taken: set[str], left_types: dict[str, Any]) -> dict[str, Any]:
     """ASOF-join one feature table: output name -> column aligned with the entity rows."""
-    import duckdb
-    import numpy as np
-    import pyarrow as pa
-
     right = _arrow(spec.frame, what)
-    _check_columns(right, [*keys, spec.feature_time] + ([spec.available_at] if spec.available_at else []), what)
-    skip = {*keys, spec.feature_time, spec.available_at}
-    cols = list(spec.columns) if spec.columns is not None else [c for c in right.column_names if c not in skip]
-    _check_columns(right, cols, what)
-    for c in cols:
-        if f"{spec.prefix}{c}" in taken:
-            raise DataError(f"feature column '{spec.prefix}{c}' is already in the entity table or another feature "
-                            "table; rename it or give the FeatureTable a prefix")
+    cols = _feature_columns(right, spec, keys, what, taken)
     ft_ns, ft_tz = _epoch_ns(right.column(spec.feature_time), spec.feature_time, what)
     if (ft_tz is None) != (pred_tz is None):
         aware, naive = (prediction_time, spec.feature_time) if pred_tz else (spec.feature_time, prediction_time)
@@ -281,6 +278,40 @@ def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str],
     if ft_ns.null_count:
         raise DataError(f"{what} column '{spec.feature_time}' has {ft_ns.null_count} null feature timestamps; "
                         "a value without a timestamp cannot be placed in time: drop or fill them")
+    _check_keys(right, keys, left_types, what)
+    name = f"feat{ti}"
+    build = _build_side(right, spec, keys, ft_ns, ft_tz, what)
+    con.register(name, build)
+    key_list = ", ".join(quote_identifier(k) for k in keys)
+    source = name if duplicates == "error" else (
+        f"(SELECT * FROM {name} QUALIFY row_number() OVER (PARTITION BY {key_list}, __t ORDER BY __i DESC) = 1)")
+    indexes = []
+    for (lag_ns, ttl_ns), group in _groups(cols, spec.lag, spec.ttl, what).items():
+        query = _asof_query(source, keys, lag_ns=lag_ns, ttl_ns=ttl_ns, p_range=p_range,
+                            available_at=bool(spec.available_at))
+        indexes.append((group, _matched_rows(con, query, n, what)))
+    if duplicates == "error" and indexes:
+        _check_used_rows_unique(con, name, build, [index for _, index in indexes], keys, what, spec.feature_time)
+    return {f"{spec.prefix}{c}": _gather(right.column(c), index) for group, index in indexes for c in group}
+
+
+def _feature_columns(right: pa.Table, spec: FeatureTable, keys: list[str], what: str, taken: set[str]) -> list[str]:
+    """The feature columns of one table, checked to exist and not to clash with others."""
+    _check_columns(right, [*keys, spec.feature_time] + ([spec.available_at] if spec.available_at else []), what)
+    skip = {*keys, spec.feature_time, spec.available_at}
+    cols = list(spec.columns) if spec.columns is not None else [c for c in right.column_names if c not in skip]
+    _check_columns(right, cols, what)
+    for c in cols:
+        if f"{spec.prefix}{c}" in taken:
+            raise DataError(f"feature column '{spec.prefix}{c}' is already in the entity table or another feature "
+                            "table; rename it or give the FeatureTable a prefix")
+    return cols
+
+
+def _check_keys(right: pa.Table, keys: list[str], left_types: dict[str, Any], what: str) -> None:
+    """Key columns must be comparable with the entity table's and hold no nulls."""
+    import pyarrow as pa
+
     for k in keys:
         lt, rt = left_types[k], right.column(k).type
         if lt != rt and pa.null() not in (lt, rt) and _family(lt) != _family(rt):
@@ -289,8 +320,17 @@ def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str],
         if right.column(k).null_count:
             raise DataError(f"{what} key column '{k}' has {right.column(k).null_count} nulls; "
                             "drop those rows, they cannot be matched to an entity")
-    # Only keys, timestamps and a row number go through DuckDB; values are gathered by row
-    # number afterwards, so the ASOF join sorts narrow rows whatever the feature types.
+
+
+def _build_side(right: pa.Table, spec: FeatureTable, keys: list[str], ft_ns, ft_tz: str | None, what: str) -> pa.Table:
+    """The narrow table the join sorts: keys, ``__t`` (ns), ``__i`` (row number), ``__av``.
+
+    Only keys, timestamps and a row number go through DuckDB; values are gathered by row
+    number afterwards, so the ASOF join sorts narrow rows whatever the feature types.
+    """
+    import numpy as np
+    import pyarrow as pa
+
     data = {k: right.column(k) for k in keys}
     data["__t"] = ft_ns
     data["__i"] = pa.array(np.arange(right.num_rows, dtype=np.int64))
@@ -299,47 +339,50 @@ def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str],
         if (av_tz is None) != (ft_tz is None):
             raise DataError(f"'{spec.available_at}' and '{spec.feature_time}' must both be zone-aware or both naive")
         data["__av"] = av_ns
-    name = f"feat{ti}"
-    build = pa.table(data)
-    con.register(name, build)
+    return pa.table(data)
+
+
+def _asof_query(source: str, keys: list[str], *, lag_ns: int, ttl_ns: int | None, p_range: tuple[int, int],
+                available_at: bool) -> str:
+    """The ASOF LEFT JOIN of the probe with one group of features sharing a lag and TTL."""
     key_list = ", ".join(quote_identifier(k) for k in keys)
-    if duplicates == "error":
-        source = name
-    else:
-        source = f"(SELECT * FROM {name} QUALIFY row_number() OVER (PARTITION BY {key_list}, __t ORDER BY __i DESC) = 1)"
     key_eq = " AND ".join(f"probe.{quote_identifier(k)} = j.{quote_identifier(k)}" for k in keys)
-    indexes = []
-    for (lag_ns, ttl_ns), group in _groups(cols, spec.lag, spec.ttl, what).items():
-        avail = f"__t + {lag_ns}" if lag_ns else "__t"
-        if spec.available_at:
-            avail = f"greatest({avail}, coalesce(__av, {avail}))"
-        # Prune rows no entity row can use: available after the last prediction time or, with
-        # a TTL and a fixed lag, older than the TTL before the first one (they would be expired).
-        where = [] if p_range[1] is None else [f"{avail} <= {p_range[1]}"]
-        if ttl_ns is not None and not spec.available_at and p_range[0] is not None:
-            where.append(f"__t >= {p_range[0] - ttl_ns}")
-        if spec.available_at:
-            inner = f"SELECT {key_list}, __t, __i, {avail} AS __a FROM {source}"
-            inner += f" WHERE {' AND '.join(where)}" if where else ""
-            inner = (f"SELECT * FROM ({inner}) "
-                     f"QUALIFY row_number() OVER (PARTITION BY {key_list}, __a ORDER BY __t DESC) = 1")
-            condition = "probe.__p >= j.__a"
-        else:  # a fixed lag moves the prediction time back instead: the build side stays as stored
-            inner = f"SELECT {key_list}, __t, __i FROM {source}"
-            inner += f" WHERE {' AND '.join(where)}" if where else ""
-            condition = f"probe.__p - {lag_ns} >= j.__t" if lag_ns else "probe.__p >= j.__t"
-        matched = "j.__i" if ttl_ns is None else f"CASE WHEN probe.__p - j.__t <= {ttl_ns} THEN j.__i END"
-        try:
-            result = con.sql(f"SELECT probe.{ROW} AS r, {matched} AS i FROM probe "
-                             f"ASOF LEFT JOIN ({inner}) j ON {key_eq} AND {condition}").to_arrow_table()
-        except duckdb.Error as exc:
-            raise DataError(f"{what}: the point-in-time join failed: {str(exc).splitlines()[0]}") from None
-        order = np.empty(n, dtype=np.int64)
-        order[result.column("r").to_numpy()] = np.arange(n, dtype=np.int64)
-        indexes.append((group, result.column("i").combine_chunks().take(pa.array(order))))
-    if duplicates == "error" and indexes:
-        _check_used_rows_unique(con, name, build, [index for _, index in indexes], keys, what, spec.feature_time)
-    return {f"{spec.prefix}{c}": _gather(right.column(c), index) for group, index in indexes for c in group}
+    avail = f"__t + {lag_ns}" if lag_ns else "__t"
+    if available_at:
+        avail = f"greatest({avail}, coalesce(__av, {avail}))"
+    # Prune rows no entity row can use: available after the last prediction time or, with
+    # a TTL and a fixed lag, older than the TTL before the first one (they would be expired).
+    where = [] if p_range[1] is None else [f"{avail} <= {p_range[1]}"]
+    if ttl_ns is not None and not available_at and p_range[0] is not None:
+        where.append(f"__t >= {p_range[0] - ttl_ns}")
+    if available_at:
+        inner = f"SELECT {key_list}, __t, __i, {avail} AS __a FROM {source}"
+        inner += f" WHERE {' AND '.join(where)}" if where else ""
+        inner = (f"SELECT * FROM ({inner}) "
+                 f"QUALIFY row_number() OVER (PARTITION BY {key_list}, __a ORDER BY __t DESC) = 1")
+        condition = "probe.__p >= j.__a"
+    else:  # a fixed lag moves the prediction time back instead: the build side stays as stored
+        inner = f"SELECT {key_list}, __t, __i FROM {source}"
+        inner += f" WHERE {' AND '.join(where)}" if where else ""
+        condition = f"probe.__p - {lag_ns} >= j.__t" if lag_ns else "probe.__p >= j.__t"
+    matched = "j.__i" if ttl_ns is None else f"CASE WHEN probe.__p - j.__t <= {ttl_ns} THEN j.__i END"
+    return (f"SELECT probe.{ROW} AS r, {matched} AS i FROM probe "
+            f"ASOF LEFT JOIN ({inner}) j ON {key_eq} AND {condition}")
+
+
+def _matched_rows(con, query: str, n: int, what: str):
+    """Run one ASOF query: the matched feature row number (or null) per entity row, in order."""
+    import duckdb
+    import numpy as np
+    import pyarrow as pa
+
+    try:
+        result = con.sql(query).to_arrow_table()
+    except duckdb.Error as exc:
+        raise DataError(f"{what}: the point-in-time join failed: {str(exc).splitlines()[0]}") from None
+    order = np.empty(n, dtype=np.int64)
+    order[result.column("r").to_numpy()] = np.arange(n, dtype=np.int64)
+    return result.column("i").combine_chunks().take(pa.array(order))
 
 
 def _check_used_rows_unique(con, name: str, build, indexes, keys: list[str], what: str, feature_time: str) -> None:

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .drift import NumericSketch
+from .sketches import NumericSketch
 
 TEMPLATE = Path(__file__).parent / "templates" / "monitor_report.html"
 
@@ -83,8 +83,9 @@ def write_html(report, path: Path) -> Path:
 
 def text_table(report) -> str:
     """The per-column results and alerts as plain text."""
-    lines = [f"verdict: {report.verdict}  ({report.details.get('current_rows')} current rows vs "
-             f"{report.details.get('reference_rows')} reference rows)"]
+    head = (f"verdict: {report.verdict}  ({report.details.get('current_rows')} current rows vs "
+            f"{report.details.get('reference_rows')} reference rows)")
+    lines = [head]
     lines.append(f"{'column':<24} {'test':<18} {'statistic':>12} {'p-value':>10} {'threshold':>18}  drift")
     for r in report.results:
         p = "" if r.p_value is None else f"{r.p_value:.3g}"

@@ -1,0 +1,60 @@
+"""``tether leakage DATA``: audit a split made elsewhere (its split is a column)."""
+
+from __future__ import annotations
+
+import click
+from tether.commands import emit, host_of, json_option
+
+
+@click.command("leakage")
+@click.argument("data")
+@click.option("--split-column", required=True, help="Column holding each row's split (train/validation/test).")
+@click.option("--entity-column", help="Entity column: no entity may be in two splits.")
+@click.option("--time-column", help="Prediction time column: training must end before validation/test start.")
+@click.option("--label", help="Label column: target leakage, missingness and label shift checks.")
+@click.option("--features-from", "catalogue", type=click.Path(dir_okay=False),
+              help="Feature catalogue YAML with availability times.")
+@click.option("--ignore-column", "ignore", multiple=True, help="Leave a column out of duplicate checks (repeatable).")
+@click.option("--policy", "policy_file", type=click.Path(dir_okay=False),
+              help="YAML file: a chain (its policy.leakage is used) or a mapping of check -> fail|warn|off.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report here.")
+@json_option
+@click.pass_context
+def leakage(ctx, data, split_column, entity_column, time_column, label, catalogue, ignore, policy_file,
+            html_path, json_output):
+    """Audit DATA (CSV/Parquet) whose split is a column; exit 1 if a failing finding is present."""
+    from pathlib import Path
+
+    from tether import serde
+
+    from .audit import audit_frame, read_data_file
+    from .input import load_catalogue
+    from .policy import LeakageFailed, read_policy_file
+    from .report import findings_html, format_findings
+
+    policy = read_policy_file(policy_file) if policy_file else None
+    findings, summary = audit_frame(
+        read_data_file(data), split_column=split_column, entity_column=entity_column, time_column=time_column,
+        label=label, catalogue=load_catalogue(catalogue) if catalogue else (), ignore_columns=ignore,
+        policy=policy, host=host_of(ctx),
+    )
+    failing = [f for f in findings if f.severity == "error"]
+    if html_path:
+        Path(html_path).write_text(findings_html(findings, title=f"Leakage audit of {data}", summary=summary),
+                                   encoding="utf-8")
+    payload = {"data": data, "failed": bool(failing), "summary": summary,
+               "findings": [serde.converter.unstructure(f) for f in findings]}
+
+    def human():
+        rows = summary.get("rows", {})
+        click.echo(f"{data}: " + ", ".join(f"{k} {v:,}" for k, v in rows.items()))
+        click.echo(format_findings(findings))
+
+    emit(ctx, payload, human)
+    if failing:
+        raise LeakageFailed(f"leakage: {len(failing)} failing findings: {', '.join(f.check for f in failing)}",
+                            findings=failing)
+
+
+def register(cli) -> None:
+    cli.add_command(leakage)

@@ -1,0 +1,60 @@
+"""``exact_duplicates``: identical rows in more than one split."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import attrs
+from tether.backends import LeakageCheck
+from tether.records import Finding
+
+from .evidence import cap, pairs_text, rows_by_split, split_pairs
+from .input import LeakageInput
+
+
+def groups_across_splits(keys, codes):
+    """Rows whose key is shared with a row of another split (excluded rows ignored).
+
+    Returns the rows (sorted), the number of such key groups and the groups per pair of splits.
+    """
+    import numpy as np
+
+    live = np.flatnonzero(codes >= 0)
+    k, c = keys[live], codes[live]
+    order = np.argsort(k, kind="stable")
+    k, c, rows = k[order], c[order], live[order]
+    if len(k) == 0:
+        return rows[:0], 0, {}
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+    leaking = np.minimum.reduceat(c, starts) != np.maximum.reduceat(c, starts)
+    flag = np.repeat(leaking, np.diff(np.r_[starts, len(k)]))
+    has = [np.bitwise_or.reduceat((c == s).astype(np.int8), starts).astype(bool) for s in range(3)]
+    pairs = split_pairs(lambda a, b: np.sum(has[a] & has[b]))
+    return np.sort(rows[flag]), int(leaking.sum()), pairs
+
+
+@attrs.frozen(kw_only=True)
+class ExactDuplicates(LeakageCheck):
+    """Identical rows (every compared column equal) in more than one split."""
+
+    name: ClassVar[str] = "exact_duplicates"
+    default_action: ClassVar[str] = "fail"
+    sample: int = 50
+
+    def check(self, data: LeakageInput) -> list[Finding]:
+        columns = data.compared_columns()
+        keys = data.compared_fingerprints
+        rows, groups, pairs = groups_across_splits(keys, data.codes)
+        if not groups:
+            return []
+        return [Finding(
+            check=self.name, severity="error",
+            message=f"{len(rows)} rows in {groups} groups of identical rows are in more than one split "
+                    f"({pairs_text(pairs)})",
+            evidence={"n_rows": len(rows), "n_groups": groups, "split_pairs": pairs,
+                      "rows_by_split": rows_by_split(rows, data.codes), "rows": cap(rows, self.sample),
+                      "fingerprints": [f"{int(k):016x}" for k in sorted(set(keys[rows[:self.sample]].tolist()))],
+                      "columns": [str(c) for c in columns]},
+            fix="drop duplicate rows before splitting (DataFrame.drop_duplicates), or split by entity so "
+                "copies stay in one split; list surrogate ids under ignore_columns so copies are recognised",
+        )]

@@ -1,0 +1,282 @@
+"""Data profiles: one mergeable sketch per column, built from Arrow record batches.
+
+:class:`ProfileBuilder` turns record batches into a :class:`DataProfile`: one sketch per
+column (see :mod:`.sketches`), row count, schema, time range and a uniform row sample
+(bottom-k of random keys, so it merges across chunks). Memory is bounded by the chunk
+size plus the sketches, whatever the number of rows. :func:`profile_windows` builds one
+profile per daily/weekly window in the same single pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+from tether.errors import DataError
+
+from .sketches import (
+    CATEGORICAL,
+    DEFAULT_MAX_CATEGORIES,
+    DEFAULT_SKETCH_SIZE,
+    NUMERIC,
+    CategoricalSketch,
+    NumericSketch,
+)
+
+
+def column_kind(arrow_type) -> str:
+    """``numeric`` for integers, floats, decimals, dates and timestamps; else ``categorical``."""
+    import pyarrow as pa
+
+    t = arrow_type
+    if pa.types.is_dictionary(t):
+        return CATEGORICAL
+    if pa.types.is_boolean(t):
+        return CATEGORICAL
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_temporal(t):
+        return NUMERIC
+    return CATEGORICAL
+
+
+def to_float(array):
+    """A pyarrow array as float64 numpy (nulls -> NaN; temporal values -> epoch seconds)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    t = array.type
+    if pa.types.is_temporal(t):
+        if pa.types.is_date(t):
+            array = array.cast(pa.timestamp("s"))
+            t = array.type
+        scale = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[getattr(t, "unit", "s")]
+        ints = pc.cast(array, pa.int64())
+        return pc.cast(ints, pa.float64()).to_numpy(zero_copy_only=False) / scale
+    if not pa.types.is_float64(t):
+        array = pc.cast(array, pa.float64())
+    return array.to_numpy(zero_copy_only=False)
+
+
+@attrs.define
+class DataProfile:
+    """Sketches of every column of a window (or of the reference)."""
+
+    columns: dict[str, Any]  # name -> NumericSketch | CategoricalSketch
+    types: dict[str, str]  # name -> Arrow type string
+    rows: int = 0
+    time_column: str | None = None
+    time_min: dt.datetime | None = None
+    time_max: dt.datetime | None = None
+    sample: Any = None  # pyarrow.Table of at most sample_rows rows, or None
+    label: str = ""
+
+
+@attrs.define
+class ProfileBuilder:
+    """Accumulates record batches into a :class:`DataProfile`; call :meth:`add` per chunk."""
+
+    time_column: str | None = None
+    exclude: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()  # empty: every column
+    sketch_size: int = DEFAULT_SKETCH_SIZE
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+    sample_rows: int = 5_000
+    seed: int = 0
+    workers: int = 1  # threads updating column sketches (numpy and Arrow release the GIL)
+    _pool: Any = attrs.field(default=None, init=False)
+    _sketches: dict[str, Any] = attrs.field(factory=dict, init=False)
+    _types: dict[str, str] = attrs.field(factory=dict, init=False)
+    _rows: int = attrs.field(default=0, init=False)
+    _tmin: Any = attrs.field(default=None, init=False)
+    _tmax: Any = attrs.field(default=None, init=False)
+    _sample: Any = attrs.field(default=None, init=False)
+    _keys: Any = attrs.field(default=None, init=False)
+    _rng: Any = attrs.field(default=None, init=False)
+
+    def wanted(self, schema) -> list[str]:
+        names = list(self.columns) if self.columns else list(schema.names)
+        return [n for n in names if n in schema.names and n not in self.exclude and n != self.time_column]
+
+    def add(self, batch) -> None:
+        import pyarrow as pa
+
+        if isinstance(batch, pa.Table):
+            for b in batch.to_batches():
+                self.add(b)
+            if batch.num_rows == 0:
+                self._note_schema(batch.schema)
+            return
+        self._note_schema(batch.schema)
+        if batch.num_rows == 0:
+            return
+        self._rows += batch.num_rows
+        self._update_sketches(batch)
+        self._update_time_range(batch)
+        if self.sample_rows:
+            self._update_sample(batch)
+
+    def _update_sketches(self, batch) -> None:
+        def update(name: str) -> None:
+            array = batch.column(batch.schema.get_field_index(name))
+            sketch = self._sketches[name]
+            if isinstance(sketch, NumericSketch):
+                sketch.add(to_float(array))
+            else:
+                sketch.add_arrow(array)
+
+        names = self.wanted(batch.schema)
+        if self.workers > 1 and len(names) > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(self.workers)
+            list(self._pool.map(update, names))
+        else:
+            for name in names:
+                update(name)
+
+    def _update_time_range(self, batch) -> None:
+        import pyarrow.compute as pc
+
+        if not self.time_column or self.time_column not in batch.schema.names:
+            return
+        mm = pc.min_max(batch.column(batch.schema.get_field_index(self.time_column)))
+        lo, hi = mm["min"].as_py(), mm["max"].as_py()
+        if lo is not None:
+            self._tmin = lo if self._tmin is None else min(self._tmin, lo)
+            self._tmax = hi if self._tmax is None else max(self._tmax, hi)
+
+    def _update_sample(self, batch) -> None:
+        """Keep the ``sample_rows`` rows with the smallest random keys (a uniform sample)."""
+        import numpy as np
+        import pyarrow as pa
+
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        n = batch.num_rows
+        keys = self._rng.random(n)
+        take = np.argsort(keys)[: self.sample_rows] if n > self.sample_rows else np.arange(n)
+        part = pa.Table.from_batches([batch.take(pa.array(take))])
+        if self._sample is None:
+            self._sample, self._keys = part, keys[take]
+            return
+        try:
+            merged = pa.concat_tables([self._sample, part], promote_options="permissive")
+        except pa.ArrowInvalid:
+            return  # a chunk with an incompatible schema: keep the sample we have
+        all_keys = np.concatenate((self._keys, keys[take]))
+        keep = np.argsort(all_keys)[: self.sample_rows]
+        self._sample, self._keys = merged.take(pa.array(keep)), all_keys[keep]
+
+    def _note_schema(self, schema) -> None:
+        for name in self.wanted(schema):
+            if name in self._sketches:
+                continue
+            field = schema.field(name)
+            self._types[name] = str(field.type)
+            if column_kind(field.type) == NUMERIC:
+                self._sketches[name] = NumericSketch(sketch_size=self.sketch_size)
+            else:
+                self._sketches[name] = CategoricalSketch(max_categories=self.max_categories)
+
+    def finish(self, label: str = "") -> DataProfile:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        return DataProfile(columns=self._sketches, types=self._types, rows=self._rows, time_column=self.time_column,
+                           time_min=_as_utc(self._tmin), time_max=_as_utc(self._tmax), sample=self._sample, label=label)
+
+
+def _as_utc(value):
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    return None
+
+
+def time_range(batches, time_column: str, start: dt.datetime | None, end: dt.datetime | None) -> Iterator:
+    """Only the rows with ``start <= time < end`` (either bound may be ``None``), batch by batch."""
+    import numpy as np
+    import pyarrow as pa
+
+    lo = _as_utc(start).timestamp() if start else -np.inf
+    hi = _as_utc(end).timestamp() if end else np.inf
+    for batch in batches:
+        if time_column not in batch.schema.names:
+            raise DataError(f"time column '{time_column}' is not in the data "
+                            f"(columns: {', '.join(batch.schema.names)})")
+        t = to_float(batch.column(batch.schema.get_field_index(time_column)))
+        yield batch.filter(pa.array((t >= lo) & (t < hi)))
+
+
+def profile_batches(batches, **kwargs) -> DataProfile:
+    builder = ProfileBuilder(**kwargs)
+    for batch in batches:
+        builder.add(batch)
+    return builder.finish()
+
+
+def window_key(times, every: str):
+    """Window start per row: ``daily`` or ``weekly`` (weeks start on Monday), as a pyarrow array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_date(times.type):
+        times = times.cast(pa.timestamp("s"))
+    if every == "daily":
+        return pc.floor_temporal(times, unit="day")
+    if every == "weekly":
+        return pc.floor_temporal(times, unit="week", week_starts_monday=True)
+    raise DataError(f"window '{every}' is not supported; use daily or weekly")
+
+
+def profile_windows(batches, *, every: str, time_column: str, **kwargs) -> list[DataProfile]:
+    """One profile per daily/weekly window of ``time_column``, oldest first, built chunk by chunk."""
+    import pyarrow.compute as pc
+
+    builders: dict[Any, ProfileBuilder] = {}
+    kwargs = {**kwargs, "workers": 1}  # one builder per window: no thread pool each
+    for batch in batches:
+        if time_column not in batch.schema.names:
+            raise DataError(f"time column '{time_column}' is not in the current window "
+                            f"(columns: {', '.join(batch.schema.names)})")
+        keys = window_key(batch.column(batch.schema.get_field_index(time_column)), every)
+        for key in pc.unique(keys).to_pylist():
+            if key is None:
+                continue
+            part = batch.filter(pc.equal(keys, key))
+            builders.setdefault(key, ProfileBuilder(time_column=time_column, **kwargs)).add(part)
+    out = []
+    for key in sorted(builders):
+        start = _as_utc(key)
+        out.append(builders[key].finish(label=f"{start:%Y-%m-%d}" + (" (week)" if every == "weekly" else "")))
+    return out
+
+
+
+def _empty_like(sketch):
+    if isinstance(sketch, NumericSketch):
+        return NumericSketch(sketch_size=sketch.sketch_size)
+    return CategoricalSketch(max_categories=sketch.max_categories)
+
+
+def merge_profiles(profiles: list[DataProfile]) -> DataProfile:
+    """One profile of several windows (new sketches; the windows stay as they are)."""
+    out = DataProfile(columns={}, types={}, time_column=profiles[0].time_column if profiles else None)
+    for p in profiles:
+        for name, sk in p.columns.items():
+            if name not in out.columns:
+                out.columns[name] = _empty_like(sk)
+                out.types[name] = p.types[name]
+            out.columns[name].merge(sk)
+        out.rows += p.rows
+        if p.time_min is not None:
+            out.time_min = p.time_min if out.time_min is None else min(out.time_min, p.time_min)
+            out.time_max = p.time_max if out.time_max is None else max(out.time_max, p.time_max)
+    return out

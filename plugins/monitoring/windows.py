@@ -1,0 +1,162 @@
+"""Window sources (backend kind ``window``): where a monitor's current window comes from.
+
+Each yields Arrow record batches in bounded memory: ``snapshot`` (a stored snapshot),
+``file`` (a CSV or Parquet file, or a folder of Parquet files) and ``deployment`` (the
+prediction table a deployment wrote). A deployment plugin adds its own (e.g. a prediction
+log) by subclassing :class:`tether.backends.Window`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import attrs
+from tether.backends import Window
+from tether.errors import DataError, NotFoundError
+from tether.records import ObjectRef
+
+DEFAULT_BATCH_ROWS = 262_144
+
+
+def _parquet_batches(path_or_buffer, batch_rows: int, columns=None) -> Iterator:
+    import pyarrow.parquet as pq
+
+    # no pre-buffering of whole row groups and a small read buffer: memory follows batch_rows
+    pf = pq.ParquetFile(path_or_buffer, pre_buffer=False, buffer_size=1 << 20)
+    if pf.metadata.num_rows == 0:
+        import pyarrow as pa
+
+        yield pa.RecordBatch.from_pylist([], schema=pf.schema_arrow)  # the schema still counts
+        return
+    yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+
+
+def stored_batches(workspace, ref: ObjectRef, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator:
+    """Record batches of a stored Parquet object; read from disk in chunks when the storage
+    offers ``verified_path`` (a local file checked against the digest), else from the
+    verified bytes."""
+    import pyarrow as pa
+
+    storage = workspace.storage
+    verified_path = getattr(storage, "verified_path", None)  # optional Storage method
+    source = str(verified_path(ref)) if verified_path is not None else pa.BufferReader(storage.read_bytes(ref))
+    for batch in _parquet_batches(source, batch_rows):
+        if batch is not None:
+            yield batch
+
+
+@attrs.frozen(kw_only=True)
+class SnapshotWindow(Window):
+    """A stored snapshot, by id."""
+
+    name: ClassVar[str] = "snapshot"
+    snapshot: str
+    batch_rows: int = DEFAULT_BATCH_ROWS
+
+    def record(self, context):
+        return context.get(self.snapshot, kind="snapshot")
+
+    def batches(self, *, context):
+        snap = self.record(context)
+        for ref in snap.objects:
+            yield from stored_batches(context.workspace, ref, self.batch_rows)
+
+    def time_column_of(self, *, context):
+        return self.record(context).time_column
+
+    def describe(self) -> str:
+        return f"snapshot:{self.snapshot}"
+
+
+@attrs.frozen(kw_only=True)
+class FileWindow(Window):
+    """A CSV or Parquet file (or a folder of Parquet files), read ``batch_rows`` at a time."""
+
+    name: ClassVar[str] = "file"
+    path: str
+    time_column: str | None = None
+    batch_rows: int = DEFAULT_BATCH_ROWS
+
+    def batches(self, *, context):
+        path = context.resolve_path(self.path) if context is not None else Path(self.path)
+        yield from file_batches(path, self.batch_rows)
+
+    def time_column_of(self, *, context) -> str | None:
+        return self.time_column
+
+    def describe(self) -> str:
+        return f"file:{self.path}"
+
+
+def file_batches(path, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator:
+    """Record batches of a CSV/Parquet file or a folder of Parquet files; errors name the file."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"file '{path}' not found")
+    suffix = path.suffix.lower()
+    try:
+        if path.is_dir():
+            files = sorted(path.glob("*.parquet"))
+            if not files:
+                raise DataError(f"folder '{path}' holds no .parquet files")
+            for f in files:
+                yield from (b for b in _parquet_batches(str(f), batch_rows) if b is not None)
+        elif suffix in (".parquet", ".pq"):
+            yield from (b for b in _parquet_batches(str(path), batch_rows) if b is not None)
+        elif suffix in (".csv", ".tsv", ".txt", ".gz"):
+            if path.stat().st_size == 0:
+                raise DataError(f"file '{path}' is empty (not even a header row)")
+            parse = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            reader = pacsv.open_csv(path, parse_options=parse,
+                                    read_options=pacsv.ReadOptions(block_size=1 << 24))
+            empty = True
+            for batch in reader:
+                empty = False
+                yield batch
+            if empty:
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+        else:
+            raise DataError(f"file '{path}': unsupported type '{suffix}'; use .csv or .parquet")
+    except DataError:
+        raise
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise DataError(f"file '{path}' cannot be read: {str(exc).splitlines()[0]}") from None
+
+
+@attrs.frozen(kw_only=True)
+class DeploymentWindow(Window):
+    """The prediction table a deployment wrote (its ``outputs``); ``latest`` picks the newest."""
+
+    name: ClassVar[str] = "deployment"
+    deployment: str = "latest"
+    batch_rows: int = DEFAULT_BATCH_ROWS
+
+    def record(self, context):
+        if self.deployment == "latest":
+            found = context.store.find("deployment", limit=1)
+            if not found:
+                raise NotFoundError(f"no deployment in {context.workspace.root} to monitor")
+            return found[0]
+        return context.get(self.deployment, kind="deployment")
+
+    def batches(self, *, context):
+        dep = self.record(context)
+        if not dep.outputs:
+            raise DataError(f"deployment {dep.id} wrote no prediction table to monitor")
+        for ref in dep.outputs:
+            yield from stored_batches(context.workspace, ref, self.batch_rows)
+
+    def time_column_of(self, *, context):
+        dep = self.record(context)
+        snap_id = dep.details.get("snapshot_id")
+        snap = context.store.get(snap_id, kind="snapshot") if snap_id else None
+        return snap.time_column if snap else None
+
+    def describe(self) -> str:
+        return f"deployment:{self.deployment}"
+

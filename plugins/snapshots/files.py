@@ -1,0 +1,106 @@
+"""Reading CSV and Parquet files (or partitioned Parquet folders) as streams of record batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tether.errors import DataError
+
+from .checks import check_names, first_line
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+
+def read_csv_batches(path: Path, *, delimiter: str = ",", block_size: int = 16 << 20) -> Iterator[pa.RecordBatch]:
+    """Stream a CSV file in blocks of ``block_size`` bytes (types inferred from the first block)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"source file '{path}' not found" if not path.exists() else f"source '{path}' is not a file")
+    if path.stat().st_size == 0:
+        raise DataError(f"source file '{path}' is empty")
+    try:
+        reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block_size),
+                                parse_options=pacsv.ParseOptions(delimiter=delimiter))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"source file '{path}' cannot be read as CSV: {first_line(exc)}") from None
+    check_names(reader.schema.names, f"source file '{path}'")
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError) as exc:
+            message = first_line(exc)
+            if "conversion error" in message:
+                raise DataError(f"source file '{path}' has a column of mixed types: {message}; "
+                                "fix the file or read it as a string column") from None
+            raise DataError(f"source file '{path}' cannot be read as CSV: {message}") from None
+        yield batch
+
+
+def read_parquet_batches(path: Path, *, batch_rows: int = 128 * 1024,
+                         columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a Parquet file or folder in path order, never loading it whole."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    dataset = _open_dataset(Path(path))
+    # Pull-based, one row group at a time, files in path order. (A dataset scanner reads
+    # ahead without bound when its consumer is slower than the disk, as a writer is.)
+    schema = dataset.schema if columns is None else pa.schema([dataset.schema.field(c) for c in columns])
+    fragments = sorted(dataset.get_fragments(), key=lambda f: f.path)
+    for fragment in fragments:
+        keys = ds.get_partition_keys(fragment.partition_expression) if fragment.partition_expression is not None else {}
+        try:
+            with pq.ParquetFile(fragment.path) as pf:
+                file_columns = [n for n in schema.names if n in pf.schema_arrow.names]
+                for batch in pf.iter_batches(batch_size=batch_rows, columns=file_columns, use_pandas_metadata=False):
+                    if batch.num_rows:
+                        yield _conform_batch(batch, schema, keys, fragment.path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(f"source '{fragment.path}' cannot be read as Parquet: {first_line(exc)}") from None
+
+
+def _open_dataset(path: Path):
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    if not path.exists():
+        raise DataError(f"source '{path}' not found")
+    try:
+        dataset = ds.dataset(path, format="parquet", partitioning="hive")
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataError(f"source '{path}' cannot be read as Parquet: {first_line(exc)}") from None
+    if not dataset.files:
+        raise DataError(f"source folder '{path}' holds no Parquet files")
+    check_names(dataset.schema.names, f"source '{path}'")
+    return dataset
+
+
+def _conform_batch(batch, schema, partition_keys: dict, where: str):
+    """A file's batch in the dataset's schema: partition columns added, missing ones null."""
+    import pyarrow as pa
+
+    arrays = []
+    for field in schema:
+        if field.name in batch.schema.names:
+            array = batch.column(field.name)
+            if array.type != field.type:
+                try:
+                    array = array.cast(field.type)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise DataError(f"source '{where}': column '{field.name}' has type {array.type}, other files "
+                                    f"have {field.type} ({first_line(exc)})") from None
+        elif field.name in partition_keys:
+            array = pa.array([partition_keys[field.name]] * batch.num_rows, type=field.type)
+        else:
+            array = pa.nulls(batch.num_rows, type=field.type)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
