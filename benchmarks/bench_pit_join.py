@@ -117,7 +117,7 @@ def main() -> None:
               f"cpu {statistics.median(cpu[label]):6.3f} s  checksum {results[label][2]}  "
               f"runs: {' '.join(f'{t:.2f}' for t in times[label])}")
     reference = outputs["tether point_in_time_join"].sort_values("event_id", kind="stable").reset_index(drop=True)
-    for label, frame in outputs.items():
+    for frame in outputs.values():
         other = frame.sort_values("event_id", kind="stable").reset_index(drop=True)
         pd.testing.assert_frame_equal(reference[["event_id", *FEATURES]], other[["event_id", *FEATURES]])
     best = {label: r[1] for label, r in results.items()}

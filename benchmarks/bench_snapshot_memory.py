@@ -71,7 +71,8 @@ def generate(target_bytes: int) -> tuple[int, int]:
             "id": np.arange(rows, rows + n, dtype=np.int64),
             "x": rng.normal(size=n).round(4), "y": rng.normal(size=n).round(4),
             "z": rng.random(n), "w": rng.integers(0, 1 << 31, n),
-            "ts": (np.int64(1_700_000_000_000_000) + np.arange(rows, rows + n, dtype=np.int64)).astype("datetime64[us]"),
+            "ts": (np.int64(1_700_000_000_000_000) + np.arange(rows, rows + n, dtype=np.int64))
+            .astype("datetime64[us]"),
         })
         folder = DATA / "folder" / f"month={i // 4:02d}"
         folder.mkdir(parents=True, exist_ok=True)

@@ -94,7 +94,10 @@ def main() -> None:
           f"(runs: {', '.join(f'{t:.2f}' for t in t_bare)}); {size / 1e6:.0f} MB written")
     print(f"  tether create_snapshot (hash + zstd + record)     best {min(t_tether):6.2f} s   "
           f"(runs: {', '.join(f'{t:.2f}' for t in t_tether)}); {snap.size_bytes / 1e6:.0f} MB written")
-    med = lambda ts: sorted(ts)[len(ts) // 2]
+
+    def med(ts):
+        return sorted(ts)[len(ts) // 2]
+
     print(f"tether / bare: best {min(t_tether) / min(t_bare):.2f}x, median {med(t_tether) / med(t_bare):.2f}x "
           f"(writing to {data})")
     shutil.rmtree(data, ignore_errors=True)

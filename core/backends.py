@@ -14,13 +14,16 @@ fails with the exact ``pip install`` to run.
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import attrs
 
-from .errors import ConfigError, PluginError, did_you_mean
+from .errors import ConfigError, PluginError, did_you_mean, reject_unknown_keys
 
 if TYPE_CHECKING:  # pragma: no cover
     from .records import (
@@ -84,11 +87,12 @@ class Storage(Backend):
     against the digest the ``ObjectRef`` records, raising ``IntegrityError`` on a mismatch
     and ``NotFoundError`` for a missing object. Keys never leave the storage root.
 
-    Optional, used when present: ``put_file(path, *, suffix, media_type, digest=None)``
-    (stream a local file in), ``verified_path(ref)`` (a local file already checked, for
-    memory-mapped reads), ``temp_path(suffix)``, and for ``tether verify --gc``:
-    ``iter_keys()``, ``digest_of_key(key)``, ``digest_in_key(key)``, ``delete(key)``,
-    ``iter_temp()`` and ``delete_temp(name)``.
+    ``put_file`` and ``temp_path`` (used by writers that stream, such as snapshots) have
+    working defaults built on ``put_bytes``; override them to stream without holding a
+    whole object in memory. Optional, used when present: ``verified_path(ref)`` (a local
+    file already checked, for memory-mapped reads) and, for ``tether verify --gc``,
+    ``iter_keys()``, ``digest_of_key(key)``, ``digest_in_key(key)``, ``age_of(key)``
+    (seconds since written), ``delete(key)``, ``iter_temp()`` and ``delete_temp(name)``.
     """
 
     kind = "storage"
@@ -100,6 +104,21 @@ class Storage(Backend):
     def read_bytes(self, ref: ObjectRef) -> bytes:
         """The object's bytes, after checking them against ``ref.digest``."""
         raise _abstract(self, "read_bytes")
+
+    def put_file(self, path: str | os.PathLike, *, suffix: str = "", media_type: str = "application/octet-stream",
+                 move: bool = False) -> ObjectRef:
+        """Store the file at ``path`` (removing it afterwards with ``move``)."""
+        path = Path(path)
+        ref = self.put_bytes(path.read_bytes(), suffix=suffix, media_type=media_type)
+        if move:
+            path.unlink(missing_ok=True)
+        return ref
+
+    def temp_path(self, suffix: str = "") -> Path:
+        """A fresh local path a writer may stream to before ``put_file(..., move=True)``."""
+        fd, name = tempfile.mkstemp(prefix="tether-", suffix=suffix)
+        os.close(fd)
+        return Path(name)
 
     def open(self, ref: ObjectRef) -> BinaryIO:
         """A binary file object for streaming reads (not verified; see ``verify``)."""
@@ -356,8 +375,8 @@ class Rollback(Backend):
 class OnlineStore(Backend):
     """Serves the latest value of every feature per entity (``view`` names a feature group).
 
-    ``tether.plugins.online_store.OnlineStoreBase`` builds ``materialize`` and
-    ``get_online_features`` on top of these methods.
+    ``tether.plugins.online_store.lookups.materialize`` and ``get_online_features`` (used by
+    serving lookups and the skew check) work through these methods only.
     """
 
     kind = "online_store"
@@ -419,6 +438,7 @@ class Backends:
 
     def __init__(self, on_miss=None) -> None:
         self._classes: dict[tuple[str, str], type] = {}
+        self._policies: dict[str, Callable[..., None]] = {}
         self._on_miss = on_miss  # called once when a lookup misses (loads entry points)
         self._converter = None
 
@@ -445,6 +465,22 @@ class Backends:
                 f"{existing.__module__}.{existing.__qualname__}"
             )
         self._classes[(kind, name)] = cls
+
+    def add_policy(self, section: str, check: Callable[..., None]) -> None:
+        """Declare the chain ``policy`` section ``section`` that a plugin reads, with
+        ``check(value, *, where, host)`` raising ConfigError for a malformed one. A chain's
+        policy may hold only declared sections, so a misspelled section is an error rather
+        than a check silently skipped."""
+        existing = self._policies.get(section)
+        if existing is not None and existing is not check:
+            raise PluginError(f"policy section '{section}' is already declared by {existing.__module__}")
+        self._policies[section] = check
+
+    def check_policy(self, policy: dict[str, Any], *, where: str, host: Any) -> None:
+        """Validate every section of a chain's ``policy`` (unknown sections included)."""
+        reject_unknown_keys(policy, sorted(self._policies), where, what="policy section")
+        for section, value in policy.items():
+            self._policies[section](value, where=f"{where}.{section}", host=host)
 
     def names(self, kind: str) -> list[str]:
         return sorted(name for k, name in self._classes if k == kind)

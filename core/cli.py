@@ -98,11 +98,18 @@ def init(directory: str) -> None:
 
 @cli.command()
 @click.argument("chain_file", type=click.Path(dir_okay=False))
-@click.option("--from", "from_stage", metavar="STAGE", help="Reuse earlier stages of the last run; start here.")
+@click.option("--from", "from_stage", metavar="STAGE",
+              help="Rerun this stage and every later one even if unchanged.")
+@click.option("--force", is_flag=True, help="Rerun every stage even if unchanged.")
 @json_option
 @click.pass_context
-def run(ctx: click.Context, chain_file: str, from_stage: str | None, json_output: bool) -> None:
-    """Run the chain in CHAIN_FILE and print a summary."""
+def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool, json_output: bool) -> None:
+    """Run the chain in CHAIN_FILE and print a summary.
+
+    A stage whose params, inputs and code are unchanged since an earlier run of the chain
+    reuses that run's output (snapshots always read their source; deploy and monitor
+    stages always run).
+    """
     from .config import load_chain
     from .runner import run_chain
     from .summary import summarize_run
@@ -111,7 +118,7 @@ def run(ctx: click.Context, chain_file: str, from_stage: str | None, json_output
     chain = load_chain(chain_file, host)
     progress = _progress(len(chain.stages), quiet=json_output)
     try:
-        run_record, outputs = run_chain(chain, host, from_stage=from_stage, on_stage=progress)
+        run_record, outputs = run_chain(chain, host, from_stage=from_stage, force=force, on_stage=progress)
     finally:
         progress.close()
     emit(ctx, {"run": run_record, "outputs": outputs},

@@ -215,7 +215,11 @@ def parse_backend_config(value: Any, key: str, default: str, source: str) -> Bac
         return BackendConfig(plugin=default)
     if isinstance(value, str):
         return BackendConfig(plugin=value)
-    if not isinstance(value, dict) or set(value) - {"plugin", "params"} or not isinstance(value.get("plugin", default), str):
+    if (
+        not isinstance(value, dict)
+        or set(value) - {"plugin", "params"}
+        or not isinstance(value.get("plugin", default), str)
+    ):
         raise ConfigError(f"{source}: {key}: expected {{plugin: NAME, params: {{...}}}}, got {value!r}")
     params = value.get("params") or {}
     if not isinstance(params, dict):
@@ -244,7 +248,8 @@ def _build_stages(stages_raw: list, source: str) -> tuple[StageConfig, ...]:
                 raise ConfigError(f"{where}.step: expected 'module:function', got {step!r}")
             produces = entry.get("produces", "model")
             if produces not in STEP_ARGUMENTS:
-                raise ConfigError(f"{where}.produces: {produces!r} is not a record kind (allowed: {', '.join(STEP_ARGUMENTS)})")
+                raise ConfigError(f"{where}.produces: {produces!r} is not a record kind "
+                                  f"(allowed: {', '.join(STEP_ARGUMENTS)})")
             if "plugin" in entry:
                 raise ConfigError(f"{where}: a step has no 'plugin'; its function is named by 'step'")
             default_id = step.split(":")[1]
@@ -290,6 +295,7 @@ def step_arguments(func) -> list[str]:
 def validate_chain(chain: ChainConfig, host: PluginHost) -> None:
     """Check every stage's plugin, params and inputs before anything runs."""
     source = str(chain.path) if chain.path else "chain"
+    host.backends.check_policy(chain.policy, where=f"{source}: policy", host=host)
     backends = chain.backends
     for key, config in (("storage", chain.storage), ("store", chain.store)):
         backends[key] = host.backends.create(key, config.plugin, config.params, where=f"{source}: {key}",

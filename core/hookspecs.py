@@ -66,6 +66,10 @@ def tether_add_backends(backends: Backends) -> None:
     it with ``plugin: <name>`` and its attributes are the stage's ``params``. Adding a name
     that is already taken for that kind is an error.
 
+    This hook is called the first time backends are needed, not when the plugin is
+    imported; it is also where a plugin imports the modules defining its own record kinds
+    (``@tether.records.record``), so they are known before any record is read.
+
     :param backends: the registry; call ``backends.add(cls)``.
 
     Example::

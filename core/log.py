@@ -11,7 +11,6 @@ commands that log nothing (``tether --help``) do not pay for it.
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -53,6 +52,8 @@ def configure_logging(fmt: str = "auto", level: str = "info", stream=None) -> No
 
 
 def _apply_configuration() -> None:
+    import logging
+
     import structlog
 
     global _pending

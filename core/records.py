@@ -132,6 +132,9 @@ class StageRun:
     started_at: dt.datetime | None = None
     ended_at: dt.datetime | None = None
     error: str | None = None
+    #: the digests its reuse is decided on: ``config``, ``inputs``, ``code`` (see tether.reuse)
+    key: dict[str, str] = attrs.field(factory=dict)
+    reason: str = ""  # why it ran or was reused: "new", "rerun: params changed", "unchanged"...
 
 
 # --- Records ----------------------------------------------------------------------------
@@ -223,6 +226,16 @@ class FeatureSet:
     definition_ids: tuple[str, ...] = ()
     #: the fitted transform's class (``module.Class``); ``user`` transforms are wrapped
     transform_class: str = ""
+
+    @staticmethod
+    def id_for(*, snapshot_id: str, split_id: str, transform: ObjectRef, matrices: dict[str, ObjectRef]) -> str:
+        """A feature set's id is derived from what it is made of and holds, so the same
+        transform fitted for another split is another feature set, and a record re-pointed
+        at other bytes is detected before its transform is unpickled."""
+        import hashlib
+
+        parts = [snapshot_id, split_id, transform.digest, *(f"{k}={v.digest}" for k, v in sorted(matrices.items()))]
+        return "feat-" + hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 @record("model")

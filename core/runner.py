@@ -2,8 +2,9 @@
 edge written to the metadata store in one transaction per stage.
 
 A stage that raises leaves the store as it was before that stage, plus the run marked
-``failed`` with the reason. ``from_stage`` reuses the outputs of the earlier stages of
-the latest successful run of the same chain and runs the rest.
+``failed`` with the reason. A stage whose config, inputs and code are unchanged since an
+earlier run reuses that run's output (:mod:`tether.reuse`); ``from_stage`` reruns that
+stage and every later one regardless, ``force`` reruns them all.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import attrs
 
 from .config import ChainConfig, StageConfig, resolve_step, step_arguments
 from .context import RunContext
-from .errors import ConfigError, NotFoundError, StageError, TetherError
+from .errors import ConfigError, StageError, TetherError
 from .lifecycle import STAGES, call_stage
 from .liveness import mark_crashed, this_process
 from .log import get_logger, redact
 from .records import RECORD_KINDS, Run, StageRun, TrainedModel, new_id, utcnow
+from .reuse import REUSABLE, EarlierRuns, StageKey, stage_key
 from .workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,19 +90,19 @@ class Runner:
 
     # -- running -------------------------------------------------------------------------
 
-    def run(self, *, from_stage: str | None = None) -> Run:
-        """Run the chain (from ``from_stage``, reusing the outputs before it) and return the
-        final run record; ``self.outputs`` maps stage ids to their output records."""
-        chain = self.chain
-        start_index = chain.index_of(from_stage) if from_stage else 0
-        reused = self._reusable_outputs(start_index) if start_index else {}
+    def run(self, *, from_stage: str | None = None, force: bool = False) -> Run:
+        """Run the chain and return the final run record; ``self.outputs`` maps stage ids
+        to their output records. Unchanged stages are reused unless forced: every stage
+        with ``force``, the stages from ``from_stage`` on with ``from_stage``."""
+        chain, store = self.chain, self.workspace.store
+        start_index = chain.index_of(from_stage) if from_stage else None
         run = Run(id=new_id("run"), chain=chain.name, chain_digest=chain.digest, status="running",
                   config=chain.text, code=_code_version(), **this_process())
         context = RunContext(host=self.host, workspace=self.workspace, chain=chain, run=run,
                              log=self.log.bind(run_id=run.id))
-        self._preflight(context, start_index)
-        mark_crashed(self.workspace.store, self.workspace.store.find("run", name=chain.name, limit=50))
-        self.workspace.store.put(run)
+        self._preflight(context)
+        earlier = EarlierRuns(mark_crashed(store, store.find("run", name=chain.name, limit=20)))
+        store.put(run)
         self.workspace.remember(chain)
         hook = self.host.hook
         hook.tether_run_started(run=run, context=context)
@@ -108,49 +110,72 @@ class Runner:
         stage_runs: list[StageRun] = []
         failure: BaseException | None = None
         for stage in chain.stages:
-            if stage.index < start_index:
-                self.outputs[stage.id] = reused[stage.id]
-                stage_runs.append(_stage_run(stage, "reused", output_id=reused[stage.id].id))
-                continue
-            stage_run, failure = self._execute(stage, hook, context)
+            forced = "forced (--force)" if force else (
+                f"forced (--from {from_stage})" if start_index is not None and stage.index >= start_index else "")
+            stage_run, failure = self._execute(stage, hook, context, earlier, forced)
             stage_runs.append(stage_run)
             if failure is not None:
                 break
             # progress, so a run whose process dies still shows what it completed
-            self.workspace.store.put(attrs.evolve(run, stages=tuple(stage_runs)), replace=True)
+            store.put(attrs.evolve(run, stages=tuple(stage_runs)), replace=True)
         error = stage_runs[-1].error if failure is not None else None
         run = attrs.evolve(run, status="failed" if failure else "succeeded", stages=tuple(stage_runs),
                            error=error, ended_at=utcnow())
-        self.workspace.store.put(run, replace=True)
+        store.put(run, replace=True)
         context.run, context.stage = run, None
         hook.tether_run_finished(run=run, context=context)
         if failure is not None:
             _reraise(failure, error)
         return run
 
-    def _execute(self, stage: StageConfig, hook, context: RunContext) -> tuple[StageRun, BaseException | None]:
-        """Run one stage and store its record; a failure is returned, not raised."""
+    def _execute(self, stage: StageConfig, hook, context: RunContext, earlier: EarlierRuns,
+                 forced: str) -> tuple[StageRun, BaseException | None]:
+        """Reuse or run one stage and store its record; a failure is returned, not raised."""
         started = utcnow()
         self.on_stage(stage, "start")
         context.stage = stage
         context.log = self.log.bind(run_id=context.run.id, stage=stage.id)
         t0 = time.perf_counter()
+        key, reason = None, forced
         try:
-            record, parents = self._run_stage(stage, self.outputs, hook, context)
+            func, inputs = self._inputs_for(stage)
+            key = self._key(stage, func, inputs, context)
+            reused = None if forced or stage.stage not in REUSABLE else self._earlier_output(earlier, key)
+            if reused is not None:
+                self.outputs[stage.id] = reused
+                self.on_stage(stage, "reused")
+                return _stage_run(stage, "reused", output_id=reused.id, key=key.as_dict(), reason="unchanged",
+                                  started_at=started, ended_at=utcnow()), None
+            reason = reason or (earlier.why_rerun(stage.id, key) if stage.stage in REUSABLE
+                                else "reads its source" if stage.stage == "snapshot" else "always runs")
+            record, parents = self._run_stage(stage, func, inputs, hook, context)
             self.workspace.store.put(record, parents=parents, run_id=context.run.id)
         except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised by run()
             error = redact(f"{stage.where} ({stage.id}): {_one_line(exc)}")
             context.log.error("stage failed", error=error)
             self.on_stage(stage, "failed")
-            return _stage_run(stage, "failed", started_at=started, ended_at=utcnow(), error=error), exc
+            return _stage_run(stage, "failed", started_at=started, ended_at=utcnow(), error=error,
+                              key=key.as_dict() if key else {}, reason=reason), exc
         self.outputs[stage.id] = record
         context.log.info("stage done", output=record.id, seconds=round(time.perf_counter() - t0, 3))
         self.on_stage(stage, "done")
-        return _stage_run(stage, "succeeded", output_id=record.id, started_at=started, ended_at=utcnow()), None
+        return _stage_run(stage, "succeeded", output_id=record.id, started_at=started, ended_at=utcnow(),
+                          key=key.as_dict(), reason=reason), None
 
-    def _preflight(self, context: RunContext, start_index: int) -> None:
+    def _key(self, stage: StageConfig, func, inputs: dict[str, Any], context: RunContext) -> StageKey:
+        from . import __version__
+
+        module = func.__module__ if func is not None else type(context.backend(stage)).__module__
+        return stage_key(stage, inputs, code_module=module, policy=self.chain.policy, base_dir=self.chain.base_dir,
+                         tether_version=__version__)
+
+    def _earlier_output(self, earlier: EarlierRuns, key: StageKey):
+        output_id = earlier.output_for(key)
+        return self.workspace.store.get(output_id) if output_id else None
+
+    def _preflight(self, context: RunContext) -> None:
         """Let backends check their inputs (files exist, servers answer) before the run is recorded."""
-        for stage in self.chain.stages[start_index:]:
+        for stage in self.chain.stages:
             if stage.spec is None:
                 continue
             backend = context.backend(stage)
@@ -160,20 +185,23 @@ class Runner:
                 preflight(context=context)
         context.stage = None
 
-    def _run_stage(self, stage: StageConfig, outputs: dict[str, Any], hook, context: RunContext):
+    def _inputs_for(self, stage: StageConfig):
+        """``(step function or None, input records by argument)`` of a stage."""
         if stage.stage == "step":
             func = resolve_step(stage)
-            inputs = self._resolve_inputs(stage, outputs, func)
+            return func, self._resolve_inputs(stage, self.outputs, func)
+        return None, self._resolve_inputs(stage, self.outputs)
+
+    def _run_stage(self, stage: StageConfig, func, inputs: dict[str, Any], hook, context: RunContext):
+        if func is not None:
             kwargs = dict(inputs)
             wanted = step_arguments(func)
             if "context" in wanted:
                 kwargs["context"] = context
             if "params" in wanted:
                 kwargs["params"] = dict(stage.params)
-            result = func(**kwargs)
-            record = self._step_record(stage, result, inputs, context)
+            record = self._step_record(stage, func(**kwargs), inputs, context)
         else:
-            inputs = self._resolve_inputs(stage, outputs)
             record = call_stage(hook, stage.spec, inputs=inputs, stage=stage, context=context)
             if record is None:
                 raise StageError(f"no plugin answered the {stage.stage} stage (plugin '{stage.plugin}')")
@@ -204,19 +232,6 @@ class Runner:
                             estimator=type(result).__qualname__, feature_set_id=features.id if features else None,
                             params=params, step=stage.step)
 
-    def _reusable_outputs(self, start_index: int) -> dict[str, Any]:
-        store = self.workspace.store
-        for previous in store.find("run", name=self.chain.name):
-            by_id = {s.id: s for s in previous.stages}
-            needed = [s for s in self.chain.stages if s.index < start_index]
-            if all(s.id in by_id and by_id[s.id].output_id and by_id[s.id].status in ("succeeded", "reused")
-                   for s in needed):
-                return {s.id: store.get(by_id[s.id].output_id) for s in needed}
-        raise NotFoundError(
-            f"--from {self.chain.stages[start_index].id}: no earlier run of chain '{self.chain.name}' completed "
-            f"the stages before it; run the whole chain once first"
-        )
-
 
 def _stage_run(stage: StageConfig, status: str, **fields: Any) -> StageRun:
     return StageRun(id=stage.id, stage=stage.stage, plugin=stage.plugin or stage.step, status=status, **fields)
@@ -241,9 +256,9 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def run_chain(chain: ChainConfig, host: PluginHost, *, from_stage: str | None = None,
+def run_chain(chain: ChainConfig, host: PluginHost, *, from_stage: str | None = None, force: bool = False,
               workspace: Workspace | None = None, on_stage=None) -> tuple[Run, dict[str, Any]]:
     """Run ``chain`` and return the run record with each stage's output record by stage id."""
     runner = Runner(chain, host, workspace, on_stage=on_stage)
-    run = runner.run(from_stage=from_stage)
+    run = runner.run(from_stage=from_stage, force=force)
     return run, runner.outputs

@@ -34,7 +34,8 @@ def _describe(record) -> str:
             base = record.baseline_metrics.get(name)
             parts.append(f"{name} {value:.4f}" + (f" (baseline {base:.4f})" if base is not None else ""))
         verdict = "passed" if record.passed else "FAILED gates"
-        return f"evaluation {record.id}  {', '.join(parts)}; {verdict}" + ("" if record.baseline_id else "; no baseline yet")
+        suffix = "" if record.baseline_id else "; no baseline yet"
+        return f"evaluation {record.id}  {', '.join(parts)}; {verdict}" + suffix
     if kind == "model_version":
         return f"registered {record.name} v{record.version} ({record.id})"
     if kind == "deployment":

@@ -24,7 +24,7 @@ import attrs
 
 from .config import BackendConfig, interpolate, parse_backend_config
 from .errors import ConfigError, IntegrityError, NotFoundError
-from .records import ObjectRef, TrainedModel
+from .records import FeatureSet, ObjectRef, TrainedModel
 from .signing import check_signature, sign, signing_key
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,6 +171,16 @@ class Workspace:
             raise IntegrityError(f"model {model.id} points at artifact {model.artifact.digest}, not the one its id "
                                  "was derived from: the record was altered; refusing to unpickle it")
         return self.load_object(model.artifact, what=f"model {model.id}")
+
+    def load_transform(self, features: FeatureSet) -> Any:
+        """A feature set's fitted transform, after checking that the record's id was derived
+        from what it holds (a record re-pointed at other bytes fails) and the artifact."""
+        expected = FeatureSet.id_for(snapshot_id=features.snapshot_id, split_id=features.split_id,
+                                     transform=features.transform, matrices=features.matrices)
+        if features.id != expected:
+            raise IntegrityError(f"feature set {features.id} does not match the artifacts it points at: the record "
+                                 "was altered; refusing to unpickle its transform")
+        return self.load_object(features.transform, what=f"transform of {features.id}")
 
     def read_snapshot(self, snapshot: DatasetSnapshot, columns: list[str] | None = None) -> pd.DataFrame:
         """The snapshot's rows as a DataFrame, every object verified against its digest first.

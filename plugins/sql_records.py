@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import attrs
-from tether import serde
 from tether.backends import MetadataStore
 from tether.sql import quote_identifier
 
@@ -96,7 +95,13 @@ def record_columns(record: Any) -> tuple[str, str, str | None, int | None, str]:
     version = getattr(record, "version", None)
     created = getattr(record, "created_at", None) or getattr(record, "started_at", None)
     return (record.id, record.kind, name, version if isinstance(version, int) else None,
-            serde.converter.unstructure(created))
+            _serde().converter.unstructure(created))
+
+
+def _serde():
+    from tether import serde  # imported on first use: listing commands needs no converter
+
+    return serde
 
 
 class SQLRecordStore(MetadataStore):
@@ -140,7 +145,7 @@ class SQLRecordStore(MetadataStore):
         rid, kind, name, version, created = record_columns(record)
         template = self.dialect.upsert if replace else self.dialect.insert_ignore
         self._execute(conn, template.format(table="{records}", cols=RECORD_COLUMNS, vals="?, ?, ?, ?, ?, ?, ?"),
-                      (rid, kind, name, version, run_id, created, serde.dumps(record)))
+                      (rid, kind, name, version, run_id, created, _serde().dumps(record)))
         edge = self.dialect.insert_ignore.format(table="{edges}", cols="parent_id, child_id, relation, run_id",
                                                  vals="?, ?, ?, ?")
         for parent, relation in parents:
@@ -172,7 +177,7 @@ class SQLRecordStore(MetadataStore):
         if kind:
             sql, args = sql + " AND kind = ?", args + [kind]
         rows = self._query(sql, args)
-        return serde.loads(rows[0][0]) if rows else None
+        return _serde().loads(rows[0][0]) if rows else None
 
     def find(self, kind: str, *, name: str | None = None, limit: int | None = None,
              prefix: str | None = None) -> list[Any]:
@@ -186,7 +191,7 @@ class SQLRecordStore(MetadataStore):
         sql += f" ORDER BY created_at DESC, {self.dialect.tiebreak} DESC"
         if limit:
             sql, args = sql + " LIMIT ?", args + [int(limit)]
-        return [serde.loads(row[0]) for row in self._query(sql, args)]
+        return [_serde().loads(row[0]) for row in self._query(sql, args)]
 
     def lineage(self, record_id: str) -> dict[str, list[dict[str, Any]]]:
         """All ancestors (``upstream``) and descendants (``downstream``) of a record."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import textwrap
 
@@ -119,7 +120,8 @@ def test_debug_shows_the_traceback(project, tether_cli):
 
 def test_env_interpolation_fills_strings(project, host, monkeypatch):
     monkeypatch.setenv("DATASET_NAME", "customers-eu")
-    path = write_chain(project, GOOD.replace("params: {path: data.csv}", "params: {path: data.csv, dataset: '${DATASET_NAME}'}"))
+    text = GOOD.replace("params: {path: data.csv}", "params: {path: data.csv, dataset: '${DATASET_NAME}'}")
+    path = write_chain(project, text)
     chain = load_chain(path, host)
     assert chain.stages[0].params["dataset"] == "customers-eu"
     assert "${DATASET_NAME}" in chain.text and "customers-eu" not in chain.text
@@ -135,7 +137,8 @@ def test_secret_in_a_rejected_value_is_masked_on_the_cli(project, tether_cli):
 
 def test_missing_env_var_names_the_key(project, host):
     path = write_chain(project, GOOD.replace("data.csv", "'${NOT_SET_ANYWHERE_X}'"))
-    with pytest.raises(ConfigError, match=r"chain.yaml: stages\[0\].params.path: environment variable NOT_SET_ANYWHERE_X"):
+    with pytest.raises(ConfigError,
+                       match=r"chain.yaml: stages\[0\].params.path: environment variable NOT_SET_ANYWHERE_X"):
         load_chain(path, host)
 
 
@@ -190,7 +193,8 @@ def test_repeated_stages_get_numbered_ids(project, host):
 
 
 def test_input_of_the_wrong_kind(project, host):
-    with pytest.raises(ConfigError, match=r"inputs.snapshot: stage 'split' produces a split, but 'snapshot' needs a snapshot"):
+    with pytest.raises(ConfigError,
+                       match=r"inputs.snapshot: stage 'split' produces a split, but 'snapshot' needs a snapshot"):
         build_chain({"version": 1, "stages": [
             {"stage": "snapshot", "plugin": "csv", "params": {"path": "data.csv"}},
             {"stage": "split", "plugin": "random"},
@@ -302,3 +306,16 @@ def test_literal_secret_never_reaches_a_stored_run(project, tether_cli):
     with sqlite3.connect(project / ".tether" / "tether.db") as conn:
         bodies = " ".join(row[0] for row in conn.execute("SELECT body FROM records"))
     assert "literal-token-4242" not in bodies and "api_token: \\\"***" in bodies
+
+
+@pytest.mark.parametrize(("policy", "message"), [
+    ("leakge: {exact_duplicates: fail}", r"policy: unknown policy section 'leakge'; did you mean 'leakage'\?"),
+    ("leakage: {exact_duplicate: fail}", r"policy.leakage: unknown leakage check 'exact_duplicate'"),
+    ("skew_gat: {source: x}", r"policy: unknown policy section 'skew_gat'; did you mean 'skew_gate'\?"),
+])
+def test_a_misspelled_policy_is_an_error_before_the_run(project, tether_cli, policy, message):
+    write_chain(project, GOOD + "policy:\n  " + policy + "\n")
+    result = tether_cli("run", "chain.yaml", cwd=project)
+    assert result.exit_code == 2, result
+    assert re.search(message, result.stderr), result.stderr
+    assert records_in_store(project) == 0

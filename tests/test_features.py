@@ -127,7 +127,8 @@ def events(seed: int = 0, customers: int = 12, per_customer: int = 30) -> pd.Dat
 def test_catalogue_errors_name_the_key_path(tmp_path):
     path = tmp_path / "features.yaml"
     path.write_text("features:\n  - {name: spend, availabilty_lag: 2d}\n")
-    with pytest.raises(ConfigError, match=r"features\[0\]: unknown key 'availabilty_lag'; did you mean 'availability_lag'"):
+    with pytest.raises(ConfigError,
+                       match=r"features\[0\]: unknown key 'availabilty_lag'; did you mean 'availability_lag'"):
         load_catalogue(path)
     path.write_text("features:\n  - {name: spend, availability_lag: soon}\n")
     with pytest.raises(ConfigError, match=r"features\[0\] \(spend\).availability_lag: .*'soon' is not a duration"):
@@ -167,7 +168,8 @@ def test_calculations_python_and_sql_and_their_errors(project):
     merged = python.merge(sql, on=["customer_id", "ts"], suffixes=("_py", "_sql"))
     assert len(merged) == len(frame)
     np.testing.assert_allclose(merged["spend_7d_py"].fillna(0), merged["spend_7d_sql"].fillna(0), rtol=1e-9)
-    with pytest.raises(DataError, match=r"feature 'bad': calculation fe_helpers:broken raised ValueError: column 'amount'"):
+    with pytest.raises(DataError,
+                       match=r"feature 'bad': calculation fe_helpers:broken raised ValueError: column 'amount'"):
         compute_feature(define("bad", entity="customer_id", timestamp="ts", calculation="fe_helpers:broken"), frame)
     with pytest.raises(DataError, match="feature 'bad': SQL calculation failed: .*amout"):
         compute_feature(define("bad", entity="customer_id", timestamp="ts", calculation="amout * 2"), frame)
@@ -209,7 +211,8 @@ stages:
   - stage: snapshot
     id: customers
     plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id], kwargs: {rows: 2000}}
+    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
+             kwargs: {rows: 2000}}
   - stage: split
     plugin: time
     params: {time_column: event_ts}
@@ -432,7 +435,7 @@ def test_skew_gate_runs_before_deploy(project, host):
     assert details["passed"] and details["checked"] == {"monthly_charges": 40, "contract": 40}
     serving = "    serving: {monthly_charges: 'round(monthly_charges)'}\n"
     with pytest.raises(StageError, match=r"skew gate: training and serving disagree beyond 1e-09 for "
-                                         r"monthly_charges \(\d+/40\); not deploying mv-churn-2"):
+                                         r"monthly_charges \(\d+/40\); not deploying mv-churn-1"):
         run_chain(chain(project, host, spec, GATE.replace("SERVING", serving)), host)
     assert not list((project / "predictions").glob("deploy-*.parquet"))[1:]  # only the first run deployed
 
@@ -467,9 +470,8 @@ def test_a_misspelt_skew_gate_fails_before_the_run(project, host):
         run_chain(chain(project, host, spec, gate), host)
     from tether.workspace import Workspace
 
-    ws = Workspace.for_chain(load_chain(project / "chain.yaml", host), host)
-    assert ws.store.find("run") == []  # nothing ran, nothing recorded
-    ws.close()
+    with Workspace.open(host, project / ".tether") as ws:
+        assert ws.store.find("run") == []  # nothing ran, nothing recorded
 
 
 def test_training_set_with_available_at_and_a_reordered_series(project):

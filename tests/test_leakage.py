@@ -198,9 +198,10 @@ def test_feature_availability_reports_exactly_the_late_features_and_rows():
     planted = [10, 20, 30]
     frame.loc[planted, "settled_at"] = frame.loc[planted, "ts"] + pd.Timedelta("3D")
     catalogue = (FeatureTiming(name="x0", availability_lag="2d"), FeatureTiming(name="x1", availability_lag="0s"),
-                 FeatureTiming(name="x2", available_at="settled_at"), FeatureTiming(name="not_there", availability_lag="1d"))
-    data = LeakageInput(frame=frame, splits=TimeSplit(time_column="ts").assign(frame).to_numpy().copy(), time_column="ts",
-                        catalogue=catalogue)
+                 FeatureTiming(name="x2", available_at="settled_at"),
+                 FeatureTiming(name="not_there", availability_lag="1d"))
+    splits = TimeSplit(time_column="ts").assign(frame).to_numpy().copy()
+    data = LeakageInput(frame=frame, splits=splits, time_column="ts", catalogue=catalogue)
     f = FeatureAvailability().check(data)[0]
     assert f.evidence["columns"] == ["x0", "x2"]
     assert f.evidence["n_rows"] == {"x0": 1000, "x2": 3}
@@ -253,7 +254,8 @@ def test_missingness_leakage_reports_the_after_the_fact_field():
     assert set(found) == {"missingness_leakage", "target_leakage"}  # its value predicts the label too
     assert found["missingness_leakage"].evidence["columns"] == ["cancel_reason"]
     assert found["target_leakage"].evidence["columns"] == ["cancel_reason"]
-    stricter = MissingnessLeakage(threshold=1.01).check(LeakageInput(frame=frame, splits=random_split(frame), label="y"))
+    data = LeakageInput(frame=frame, splits=random_split(frame), label="y")
+    stricter = MissingnessLeakage(threshold=1.01).check(data)
     assert stricter == []
 
 
@@ -291,9 +293,12 @@ def test_policy_sets_severity_or_turns_checks_off():
 
 def test_policy_errors_name_the_key(host):
     data = _duplicated()
-    with pytest.raises(ConfigError, match=r"policy.leakage: unknown leakage check 'exact_duplicate'; did you mean 'exact_duplicates'"):
+    with pytest.raises(ConfigError,
+                       match=r"policy.leakage: unknown leakage check 'exact_duplicate'; "
+                             r"did you mean 'exact_duplicates'"):
         run_checks(data, {"exact_duplicate": "fail"}, host=host)
-    with pytest.raises(ConfigError, match=r"policy.leakage.near_duplicates: action 'loud' is not one of fail, warn, off"):
+    with pytest.raises(ConfigError,
+                       match=r"policy.leakage.near_duplicates: action 'loud' is not one of fail, warn, off"):
         run_checks(data, {"near_duplicates": "loud"}, host=host)
     with pytest.raises(ConfigError, match=r"policy.leakage.near_duplicates.params: .*tolerence"):
         run_checks(data, {"near_duplicates": {"tolerence": 0.1}}, host=host)
@@ -320,7 +325,8 @@ def test_leakage_cli_with_catalogue_policy_and_parquet(tmp_path, tether_cli):
                         "--features-from", "features.yaml", "--json")
     assert result.exit_code == 1, result
     report = json.loads(result.stdout)
-    assert [(f["check"], f["evidence"]["columns"]) for f in report["findings"]] == [("feature_availability", ["refund"])]
+    found = [(f["check"], f["evidence"]["columns"]) for f in report["findings"]]
+    assert found == [("feature_availability", ["refund"])]
     assert report["summary"]["rows"] == {"train": 1050, "validation": 225, "test": 225}
     (tmp_path / "chain.yaml").write_text("version: 1\npolicy:\n  leakage:\n    feature_availability: warn\n")
     relaxed = tether_cli("leakage", "scored.parquet", "--split-column", "split", "--time-column", "ts",

@@ -140,7 +140,8 @@ def test_health_checks_find_each_problem():
     r = profile_batches([table(ref)], time_column="ts")
     c = profile_batches([table(cur)], time_column="ts")
     as_of = c.time_max + dt.timedelta(hours=30)
-    config = HealthParams(max_lag_hours=24, as_of=as_of, expect={"qty": {"min": 0, "max": 5}, "kind": {"allowed": ["a", "b", "c"]}})
+    config = HealthParams(max_lag_hours=24, as_of=as_of,
+                          expect={"qty": {"min": 0, "max": 5}, "kind": {"allowed": ["a", "b", "c"]}})
     findings, metrics = health(r, c, config)
     checks = {f.check for f in findings}
     assert checks >= {"freshness", "volume.change", "missing.change", "validity.range", "categories.unseen",
@@ -320,7 +321,8 @@ def test_cli_profile_then_monitor_with_exit_codes(tmp_path, tether_cli):
     body = json.loads(empty.stdout)["data"]
     assert body["results"] == [] and "volume.empty" in {f["check"] for f in body["findings"]}
     # bad config: exit 2, one line
-    (tmp_path / "bad.yaml").write_text("alerts:\n  rules:\n    - {name: x, signal: drift.share, severity: fatal, above: 1}\n")
+    (tmp_path / "bad.yaml").write_text(
+        "alerts:\n  rules:\n    - {name: x, signal: drift.share, severity: fatal, above: 1}\n")
     res = tether_cli("monitor", cur, "--reference", "orders", "--config", "bad.yaml")
     assert res.exit_code == 2 and "severity: 'fatal' is not one of info, warning, critical" in res.stderr, res
     res = tether_cli("monitor", cur, "--reference", "nope")

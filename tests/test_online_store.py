@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import require_server
 from tether.errors import DataError, NotFoundError, StoreError
+from tether.plugins.online_store import lookups as online
 
 T0 = pd.Timestamp("2025-06-01", tz="UTC")
 
@@ -42,28 +43,28 @@ def store(request, tmp_path, host):
 
 
 def materialize(store, frame, **kwargs):
-    return store.materialize(frame, view="customer", entity="customer_id", feature_time="feature_ts", **kwargs)
+    return online.materialize(store, frame, view="customer", entity="customer_id", feature_time="feature_ts", **kwargs)
 
 
 def test_latest_value_per_entity_with_freshness(store):
     counts = materialize(store, feature_frame())
     assert counts == {"written": 6, "unchanged": 0, "entities": 3}
     now = T0 + pd.Timedelta("6D")
-    got = store.get_online_features([2, 1, 99, 3], view="customer", now=now)
+    got = online.get_online_features(store, [2, 1, 99, 3], view="customer", now=now)
     assert got["customer_id"].tolist() == [2, 1, 99, 3]
     assert got["spend_7d"].tolist()[:2] == [8.0, 12.5] and np.isnan(got["spend_7d"][2]) and np.isnan(got["spend_7d"][3])
     assert [got["segment"][i] for i in (0, 1, 3)] == ["e", "b", "d"] and pd.isna(got["segment"][2])
     assert got["spend_7d__timestamp"][0] == T0 + pd.Timedelta("5D")
     assert got["spend_7d__age"].tolist()[:2] == [pd.Timedelta("1D"), pd.Timedelta("4D")]
     assert pd.isna(got["spend_7d__age"][2])  # entity 99 was never materialized
-    expired = store.get_online_features([2, 1], view="customer", now=now, ttl="2D")
+    expired = online.get_online_features(store, [2, 1], view="customer", now=now, ttl="2D")
     assert expired["spend_7d"][0] == 8.0 and np.isnan(expired["spend_7d"][1])
     with pytest.raises(NotFoundError, match=r"no values for entities \[99\]"):
-        store.get_online_features([1, 99], view="customer", now=now, strict=True)
+        online.get_online_features(store, [1, 99], view="customer", now=now, strict=True)
     with pytest.raises(NotFoundError, match="has no feature 'nope'"):
-        store.get_online_features([1], view="customer", features=["nope"])
+        online.get_online_features(store, [1], view="customer", features=["nope"])
     with pytest.raises(NotFoundError, match="'other' has never been materialized"):
-        store.get_online_features([1], view="other")
+        online.get_online_features(store, [1], view="other")
 
 
 def test_materialisation_is_incremental_and_idempotent(store):
@@ -76,13 +77,13 @@ def test_materialisation_is_incremental_and_idempotent(store):
     newer = pd.DataFrame({"customer_id": [1], "feature_ts": [T0 + pd.Timedelta("9D")],
                           "spend_7d": [99.0], "segment": ["new"]})
     assert materialize(store, newer)["written"] == 2
-    got = store.get_online_features([1, 2], view="customer", now=T0 + pd.Timedelta("10D"))
+    got = online.get_online_features(store, [1, 2], view="customer", now=T0 + pd.Timedelta("10D"))
     assert got["spend_7d"].tolist() == [99.0, 8.0] and got["segment"].tolist() == ["new", "e"]
 
 
 def test_as_of_respects_availability_lag(store):
     counts = materialize(store, feature_frame(), as_of=T0 + pd.Timedelta("3D"), lag={"spend_7d": "1D", "segment": None})
-    got = store.get_online_features([1, 2, 3], view="customer", now=T0 + pd.Timedelta("3D"))
+    got = online.get_online_features(store, [1, 2, 3], view="customer", now=T0 + pd.Timedelta("3D"))
     assert got["spend_7d"].tolist()[:2] == [12.5, 7.0] and np.isnan(got["spend_7d"][2])  # day-3 value not yet known
     assert got["segment"].tolist() == ["b", "c", "d"]
     assert counts["written"] == 5
@@ -101,7 +102,7 @@ def test_bad_rows_write_nothing(store):
     with pytest.raises(DataError, match="feature 'segment': value .* cannot be stored online"):
         materialize(store, bad)
     with pytest.raises(NotFoundError):
-        store.get_online_features([1, 2, 3], view="customer")
+        online.get_online_features(store, [1, 2, 3], view="customer")
     assert store.view_info("customer") is None
 
 
@@ -117,7 +118,7 @@ def test_redis_down_is_one_clear_error(host):
     with pytest.raises(StoreError, match=r"online store redis://127.0.0.1:\d+/0 .* is not reachable: .*start Redis"):
         materialize(store, feature_frame())
     with pytest.raises(StoreError, match="is not reachable"):
-        store.get_online_features([1], view="customer")
+        online.get_online_features(store, [1], view="customer")
 
 
 def test_sqlite_write_failure_rolls_back(tmp_path, host):
@@ -126,7 +127,7 @@ def test_sqlite_write_failure_rolls_back(tmp_path, host):
     rows = [("1", "spend_7d", "1000.0", (T0 + pd.Timedelta("30D")).value), ("2", "spend_7d", None, 0)]
     with pytest.raises(StoreError, match="nothing written"):  # NOT NULL fails on the second row
         store.write("customer", rows, entity="customer_id", features=["spend_7d"])
-    got = store.get_online_features([1], view="customer", now=T0 + pd.Timedelta("31D"))
+    got = online.get_online_features(store, [1], view="customer", now=T0 + pd.Timedelta("31D"))
     assert got["spend_7d"][0] == 12.5
     store.close()
 
@@ -138,7 +139,8 @@ def test_redis_key_of_the_wrong_type_writes_nothing(host):
     store = host.backends.create("online_store", "redis", {"prefix": prefix, "batch": 1})
     try:
         store.client.set(f"{prefix}customer:3", "not a hash")
-        with pytest.raises(StoreError, match=r"key 'tether-test:\w+:customer:3' holds a string, not a hash; nothing written"):
+        with pytest.raises(StoreError,
+                           match=r"key 'tether-test:\w+:customer:3' holds a string, not a hash; nothing written"):
             materialize(store, feature_frame())
         assert sorted(store.client.scan_iter(match=f"{prefix}*")) == [f"{prefix}customer:3".encode()]
     finally:

@@ -198,7 +198,8 @@ def test_bad_arguments_name_what_to_fix():
     with pytest.raises(DataError, match="'customer' is already in the entity table"):
         point_in_time_join(entities, features, entity="customer", prediction_time="predicted_at",
                            feature_time="ts", columns=["customer"])
-    with pytest.raises(DataError, match="key column 'customer' is (string|large_string) in the entity table but int64 in the feature table"):
+    with pytest.raises(DataError, match="key column 'customer' is (string|large_string) in the entity table "
+                                        "but int64 in the feature table"):
         point_in_time_join(entities, features.assign(customer=1), entity="customer", prediction_time="predicted_at",
                            feature_time="ts")
     entities["predicted_at"] = entities["predicted_at"].astype(str)

@@ -166,7 +166,8 @@ def test_chain_plugin_by_dotted_path_adds_backends(tmp_path, host):
 
 def test_chain_plugin_that_fails_to_import_is_named(tmp_path, host):
     (tmp_path / "broken_plugin.py").write_text("raise RuntimeError('kaboom')\n")
-    with pytest.raises(ConfigError, match=r"plugins\[0\]: plugin 'broken_plugin' failed to import: RuntimeError: kaboom"):
+    with pytest.raises(ConfigError,
+                       match=r"plugins\[0\]: plugin 'broken_plugin' failed to import: RuntimeError: kaboom"):
         build_chain({"version": 1, "plugins": ["broken_plugin"], "stages": [{"stage": "snapshot", "plugin": "csv",
                                                                           "params": {"path": "x.csv"}}]},
                     host, base_dir=tmp_path)

@@ -22,7 +22,8 @@ from tether.records import (
     StageRun,
 )
 
-REF = ObjectRef(key="ab/cdef.parquet", digest="blake3:" + "ab" * 32, size=123, media_type="application/vnd.apache.parquet")
+REF = ObjectRef(key="ab/cdef.parquet", digest="blake3:" + "ab" * 32, size=123,
+                media_type="application/vnd.apache.parquet")
 T0 = dt.datetime(2025, 3, 1, 12, 30, tzinfo=dt.timezone.utc)
 
 
@@ -34,16 +35,19 @@ def sample_records():
         card=DatasetCard(owner="data-team", synthetic=True, time_range=(T0, T0 + dt.timedelta(days=3))),
         created_at=T0,
     )
-    split = SplitManifest(id="split-1", snapshot_id="snap-1", strategy="random", params={"seed": 1, "ratios": [0.7, 0.3]},
+    split = SplitManifest(id="split-1", snapshot_id="snap-1", strategy="random",
+                          params={"seed": 1, "ratios": [0.7, 0.3]},
                           sizes={"train": 7, "test": 3}, assignment=REF, seed=1,
-                          findings=(Finding(check="dup", severity="error", message="2 rows", evidence={"rows": [1, 2]}),),
+                          findings=(Finding(check="dup", severity="error", message="2 rows",
+                                            evidence={"rows": [1, 2]}),),
                           created_at=T0)
     report = MonitorReport(id="mon-1", reference_id="snap-1", current_id="snap-2", verdict="warning",
                            results=(DriftResult(column="a", test="ks", test_version="1", statistic=0.2, threshold=0.05,
                                                 threshold_type="p_value", drifted=True, n_reference=10, n_current=12,
                                                 p_value=0.01),), created_at=T0)
     run = Run(id="run-1", chain="churn", chain_digest="sha256:00", status="failed", config="version: 1\n",
-              stages=(StageRun(id="split", stage="split", plugin="random", status="failed", started_at=T0, error="boom"),),
+              stages=(StageRun(id="split", stage="split", plugin="random", status="failed", started_at=T0,
+                               error="boom"),),
               error="boom", started_at=T0, ended_at=T0)
     return [snapshot, split, report, run]
 
@@ -66,7 +70,8 @@ def test_naive_datetimes_are_taken_as_utc():
 
 def test_other_timezones_are_normalised_to_utc():
     cet = dt.timezone(dt.timedelta(hours=1))
-    run = Run(id="r", chain="c", chain_digest="d", status="running", started_at=dt.datetime(2025, 1, 1, 9, 0, tzinfo=cet))
+    run = Run(id="r", chain="c", chain_digest="d", status="running",
+              started_at=dt.datetime(2025, 1, 1, 9, 0, tzinfo=cet))
     assert json.loads(serde.dumps(run))["data"]["started_at"] == "2025-01-01T08:00:00+00:00"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 import pytest
 from tether.config import load_chain
-from tether.errors import ConfigError, IntegrityError, NotFoundError, StageError
+from tether.errors import ConfigError, IntegrityError, StageError
 from tether.runner import run_chain
 from tether.workspace import Workspace
 
@@ -23,7 +23,8 @@ stages:
   - stage: snapshot
     id: customers
     plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id], kwargs: {rows: 3000}}
+    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
+             kwargs: {rows: 3000}}
   - stage: split
     plugin: time
     params: {time_column: event_ts}
@@ -72,18 +73,19 @@ def test_every_stage_is_recorded_with_its_lineage(project, host):
 
 
 def test_versions_increment_and_baseline_is_the_latest_version(project, host):
-    chain = load_chain(write(project, CHAIN), host)
-    run_chain(chain, host)
-    _, outputs = run_chain(chain, host)
+    run_chain(load_chain(write(project, CHAIN), host), host)
+    more_rows = load_chain(write(project, CHAIN.replace("rows: 3000", "rows: 3200")), host)
+    _, outputs = run_chain(more_rows, host)
     assert outputs["register"].version == 2
     evaluation = outputs["evaluate"]
     assert evaluation.baseline_id == "mv-mini-1"
-    assert evaluation.baseline_metrics["roc_auc"] == pytest.approx(evaluation.metrics["roc_auc"])
+    assert set(evaluation.baseline_metrics) == set(evaluation.metrics)
 
 
 def test_failed_gate_fails_the_run_and_writes_no_version(project, host):
     chain = load_chain(write(project, CHAIN, min_auc=0.999), host)
-    with pytest.raises(StageError, match=r"stages\[5\] \(register\): model .* did not pass evaluation .*roc_auc .* below the minimum 0.999"):
+    with pytest.raises(StageError, match=r"stages\[5\] \(register\): model .* did not pass evaluation "
+                                         r".*roc_auc .* below the minimum 0.999"):
         run_chain(chain, host)
     ws = Workspace.for_chain(chain, host)
     run = ws.store.find("run", name="mini")[0]
@@ -107,20 +109,64 @@ def test_a_failing_stage_leaves_earlier_records_and_nothing_of_its_own(project, 
     assert edges == 3  # split<-snapshot, features<-snapshot, features<-split
 
 
-def test_from_reuses_earlier_stages(project, host):
+def test_an_unchanged_chain_reuses_its_stages_and_registers_no_new_version(project, host):
     chain = load_chain(write(project, CHAIN), host)
     first, out1 = run_chain(chain, host)
-    second, out2 = run_chain(chain, host, from_stage="evaluate")
-    assert [s.status for s in second.stages] == ["reused"] * 4 + ["succeeded"] * 2
-    for stage_id in ("customers", "split", "featurize", "fit"):
+    second, out2 = run_chain(chain, host)
+    assert [(s.status, s.reason) for s in second.stages] == [
+        ("succeeded", "reads its source")] + [("reused", "unchanged")] * 5
+    assert [s.reason for s in first.stages] == ["reads its source"] + ["new"] * 5
+    for stage_id in ("customers", "split", "featurize", "fit", "evaluate", "register"):
         assert out2[stage_id].id == out1[stage_id].id
-    assert out2["register"].version == 2
+    ws = Workspace.for_chain(chain, host)
+    assert [mv.version for mv in ws.store.find("model_version", name="mini")] == [1]
 
 
-def test_from_without_an_earlier_run(project, host):
+def test_a_changed_param_reruns_its_stage_and_what_depends_on_it(project, host):
+    run_chain(load_chain(write(project, CHAIN), host), host)
+    changed = CHAIN.replace("params: {time_column: event_ts}", "params: {time_column: event_ts, test: 0.2, "
+                            "validation: 0.1, train: 0.7}")
+    run, outputs = run_chain(load_chain(write(project, changed), host), host)
+    reasons = {s.id: (s.status, s.reason) for s in run.stages}
+    assert reasons["split"] == ("succeeded", "rerun: params changed")
+    assert reasons["featurize"] == ("succeeded", "rerun: input changed")
+    assert reasons["fit"] == ("succeeded", "rerun: input changed")
+    assert outputs["split"].sizes["test"] == 600
+
+
+def test_a_changed_step_source_reruns_the_step(project, host):
+    import importlib
+    import sys
+    import uuid
+
+    name = f"step_{uuid.uuid4().hex[:8]}"
+    step = project / f"{name}.py"
+    step.write_text("def train(features, context, params):\n    from churn.train import fit\n"
+                    "    return fit(features, context, params)\n")
+    chain = load_chain(write(project, CHAIN.replace('"churn.train:fit"', f'"{name}:train"')), host)
+    run_chain(chain, host)
+    step.write_text(step.read_text() + "# a comment changes the code digest\n")
+    importlib.reload(sys.modules[name])
+    run, _ = run_chain(chain, host)
+    assert {s.id: s.reason for s in run.stages}["train"] == "rerun: code changed"
+
+
+def test_from_and_force_rerun_unchanged_stages(project, host):
     chain = load_chain(write(project, CHAIN), host)
-    with pytest.raises(NotFoundError, match="no earlier run of chain 'mini' completed the stages before it"):
-        run_chain(chain, host, from_stage="evaluate")
+    _, out1 = run_chain(chain, host)
+    second, out2 = run_chain(chain, host, from_stage="evaluate")
+    assert [s.status for s in second.stages] == ["succeeded"] + ["reused"] * 3 + ["succeeded"] * 2
+    assert [s.reason for s in second.stages][4:] == ["forced (--from evaluate)"] * 2
+    assert out2["register"].id == out1["register"].id  # the identical model: no new version
+    third, _ = run_chain(chain, host, force=True)
+    assert all(s.status == "succeeded" for s in third.stages)
+    assert {s.reason for s in third.stages} == {"forced (--force)"}
+
+
+def test_from_without_an_earlier_run_runs_every_stage(project, host):
+    chain = load_chain(write(project, CHAIN), host)
+    run, _ = run_chain(chain, host, from_stage="evaluate")
+    assert [s.status for s in run.stages] == ["succeeded"] * 6
 
 
 def test_from_an_unknown_stage(project, host):
@@ -183,7 +229,8 @@ def test_init_creates_a_runnable_starter(tmp_path, tether_cli):
 
 
 def test_a_killed_run_is_marked_crashed_with_what_it_completed(project, tether_cli):
-    (project / "killer.py").write_text("import os, signal\n\ndef die(split):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    (project / "killer.py").write_text(
+        "import os, signal\n\ndef die(split):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
     chain = CHAIN.split("  - stage: featurize")[0] + '  - {step: "killer:die"}\n'
     write(project, chain)
     result = tether_cli("run", "chain.yaml", cwd=project)

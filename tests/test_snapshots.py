@@ -65,7 +65,10 @@ def test_fingerprint_ignores_garbage_behind_nulls():
     garbage = pa.Array.from_buffers(pa.int64(), 3, [validity, pa.py_buffer(values.tobytes())])
     clean = pa.array([1, None, 3], type=pa.int64())
     assert garbage.to_pylist() == clean.to_pylist()
-    fp = lambda arr: fingerprint_table(pa.table({"x": arr}))
+
+    def fp(arr):
+        return fingerprint_table(pa.table({"x": arr}))
+
     assert fp(garbage) == fp(clean)
 
 
@@ -126,7 +129,8 @@ def test_identical_data_is_stored_once_and_versions_only_for_new_content(workspa
     assert objects_on_disk(workspace) == stored and temp_files(workspace) == []
     v2 = create_snapshot(frame.iloc[:-1], name="customers", workspace=workspace)
     assert v2.version == 2 and v2.id != v1.id
-    assert [r.version for r in sorted(workspace.store.find("snapshot", name="customers"), key=lambda r: r.version)] == [1, 2]
+    found = sorted(workspace.store.find("snapshot", name="customers"), key=lambda r: r.version)
+    assert [r.version for r in found] == [1, 2]
     assert resolve_snapshot(workspace.store, "customers").id == v2.id
     assert resolve_snapshot(workspace.store, "customers@1").id == v1.id
     assert resolve_snapshot(workspace.store, v1.id[:12]).id == v1.id
@@ -201,7 +205,8 @@ def test_chain_stage_snapshots_csv_parquet_folder_and_sqlite(tmp_path, host):
         group.drop(columns=["segment"]).to_parquet(folder / f"segment={seg}" / "part-0.parquet", index=False)
     with sqlite3.connect(tmp_path / "db.sqlite") as conn:
         conn.execute("CREATE TABLE t (id INTEGER, name TEXT, score REAL)")
-        conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"n{i}", i / 3 if i % 5 else None) for i in range(1_000)])
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?)",
+                         [(i, f"n{i}", i / 3 if i % 5 else None) for i in range(1_000)])
     run, outputs = run_chain_dict({"stages": [
         {"stage": "snapshot", "id": "csv", "plugin": "csv",
          "params": {"path": "data.csv", "dataset": "c", "time_column": "ts", "key": ["id"],
@@ -493,7 +498,8 @@ def test_postgres_source_streams_a_query(tmp_path, host, monkeypatch):
         assert snap.num_rows == 1_200 and snap.source == "sql:postgresql://127.0.0.1:5432/test"
         assert "@" not in snap.source
         types = {c.name: c.type for c in snap.columns}
-        assert types["id"] == "int32" and types["amount"] == "decimal128(10, 2)" and types["at"].startswith("timestamp") and types["ok"] == "bool"
+        assert types["id"] == "int32" and types["amount"] == "decimal128(10, 2)"
+        assert types["at"].startswith("timestamp") and types["ok"] == "bool"
         amount = {c.name: c for c in snap.card.columns}["amount"]
         assert amount.null_count == len([i for i in range(1_200) if i % 7 == 0])
         assert snap.card.time_range[0].day == 1

@@ -28,7 +28,7 @@ WRITER = textwrap.dedent("""
 
     if phase == "after-objects":
         # die after every object is committed but before the record is written
-        from tether.plugins import local_storage
+        from tether.plugins.local_storage import storage as local_storage
         original = local_storage.LocalStorage.put_file
         calls = []
         def put_file(self, *a, **kw):
@@ -36,7 +36,7 @@ WRITER = textwrap.dedent("""
             calls.append(ref)
             return ref
         local_storage.LocalStorage.put_file = put_file
-        from tether.plugins import sqlite_store
+        from tether.plugins.sqlite_store import store as sqlite_store
         def die(*a, **kw):
             print("objects committed", len(calls), flush=True)
             os.kill(os.getpid(), signal.SIGKILL)

@@ -145,7 +145,9 @@ def test_stratify_class_with_one_row_is_a_data_error():
 def test_entity_too_big_for_any_split_is_a_data_error():
     frame = customers(100)
     frame.loc[:80, "customer"] = "BIG"
-    with pytest.raises(DataError, match=r"entity 'BIG' of 'customer' has 81 rows \(81% of the data\), more than the largest split"):
+    with pytest.raises(DataError,
+                       match=r"entity 'BIG' of 'customer' has 81 rows \(81% of the data\), "
+                             r"more than the largest split"):
         GroupSplit(entity_column="customer").assign(frame)
 
 
@@ -216,7 +218,8 @@ def test_a_failing_check_fails_the_stage_but_stores_the_manifest(tmp_path, host)
     path = write_chain(tmp_path, frame, {"plugin": "random", "params": {"entity_column": "customer",
                                                                         "html": "reports/split.html"}},
                        policy={"leakage": {"near_duplicates": "off"}})
-    with pytest.raises(StageError, match=r"leakage checks failed: entity_overlap .*see `tether splits show split-") as err:
+    with pytest.raises(StageError,
+                       match=r"leakage checks failed: entity_overlap .*see `tether splits show split-") as err:
         run(path, host)
     failed = err.value if isinstance(err.value, LeakageFailed) else err.value.__cause__
     assert isinstance(failed, LeakageFailed)
@@ -252,7 +255,8 @@ def test_splits_show_and_leakage_cli(tmp_path, tether_cli):
     assert shown.exit_code == 0, shown
     assert "strategy group" in shown.stdout and "entities" in shown.stdout and "[warn] temporal_order" in shown.stdout
     assert "temporal_order" in (tmp_path / "report.html").read_text()
-    assert json.loads(tether_cli("splits", "show", split_id, "--json").stdout)["data"]["findings"][0]["check"] == "temporal_order"
+    shown_json = json.loads(tether_cli("splits", "show", split_id, "--json").stdout)
+    assert shown_json["data"]["findings"][0]["check"] == "temporal_order"
     listed = tether_cli("splits", "ls")
     assert listed.exit_code == 0 and listed.stdout.startswith(split_id) and "1 findings (0 failing)" in listed.stdout
     missing = tether_cli("splits", "show", "split-nope")
@@ -263,13 +267,15 @@ def test_splits_show_and_leakage_cli(tmp_path, tether_cli):
     clean = tether_cli("leakage", "made_elsewhere.csv", "--split-column", "split", "--label", "y")
     assert clean.exit_code == 0, clean
     assert "no leakage findings" in clean.stdout
-    leaky = tether_cli("leakage", "made_elsewhere.csv", "--split-column", "split", "--entity-column", "customer", "--json")
+    leaky = tether_cli("leakage", "made_elsewhere.csv", "--split-column", "split", "--entity-column", "customer",
+                       "--json")
     assert leaky.exit_code == 1, leaky
     report = json.loads(leaky.stdout)
     assert report["failed"] is True and [f["check"] for f in report["findings"]] == ["entity_overlap"]
     assert leaky.stderr.strip() == "tether: error: leakage: 1 failing findings: entity_overlap"
     bad = tether_cli("leakage", "made_elsewhere.csv", "--split-column", "fold")
-    assert bad.exit_code == 2 and bad.stderr.strip().startswith("tether: error: leakage: split column 'fold' is not in the data")
+    assert bad.exit_code == 2
+    assert bad.stderr.strip().startswith("tether: error: leakage: split column 'fold' is not in the data")
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -279,9 +285,11 @@ def test_policy_typos_and_missing_catalogues_fail_before_the_run(tmp_path, host)
     frame = customers(200)
     path = write_chain(tmp_path, frame, {"plugin": "random", "params": {}},
                        policy={"leakage": {"entity_overlaps": "fail"}})
-    with pytest.raises(ConfigError, match=r"policy.leakage: unknown leakage check 'entity_overlaps'; did you mean 'entity_overlap'"):
+    with pytest.raises(ConfigError,
+                       match=r"policy.leakage: unknown leakage check 'entity_overlaps'; did you mean 'entity_overlap'"):
         run(path, host)
-    path = write_chain(tmp_path, frame, {"plugin": "time", "params": {"time_column": "ts", "features_from": "features.yaml"}})
+    path = write_chain(tmp_path, frame,
+                       {"plugin": "time", "params": {"time_column": "ts", "features_from": "features.yaml"}})
     with pytest.raises(ConfigError, match=r"feature catalogue '.*features.yaml' not found"):
         run(path, host)
     ws = Workspace.open(host, tmp_path / ".tether")
@@ -309,8 +317,11 @@ def test_time_split_with_feature_catalogue_fails_on_a_late_feature(tmp_path, hos
     frame["refund"] = frame["x"] * 2
     (tmp_path / "features.yaml").write_text(
         "features:\n  - {name: refund, availability_lag: 14d, owner: billing}\n  - {name: x, availability_lag: 0s}\n")
-    path = write_chain(tmp_path, frame, {"plugin": "time", "params": {"time_column": "ts", "features_from": "features.yaml"}})
-    with pytest.raises(StageError, match=r"feature_availability \(1 features are known only after the prediction time 'ts': refund"):
+    path = write_chain(tmp_path, frame,
+                       {"plugin": "time", "params": {"time_column": "ts", "features_from": "features.yaml"}})
+    with pytest.raises(StageError,
+                       match=r"feature_availability \(1 features are known only after "
+                             r"the prediction time 'ts': refund"):
         run(path, host)
 
 
@@ -337,7 +348,8 @@ def test_bad_split_input_through_the_cli_is_one_line_exit_2(tmp_path, tether_cli
 def test_column_split_in_a_chain_checks_rows_without_the_split_column(tmp_path, host):
     frame = customers(400)
     frame["fold"] = np.where(np.arange(len(frame)) % 4 == 0, "test", "train")
-    frame.loc[1, ["customer", "ts", "x", "y"]] = frame.loc[0, ["customer", "ts", "x", "y"]].to_numpy()  # 0: test, 1: train
+    cols = ["customer", "ts", "x", "y"]
+    frame.loc[1, cols] = frame.loc[0, cols].to_numpy()  # 0: test, 1: train
     path = write_chain(tmp_path, frame, {"plugin": "column", "params": {"split_column": "fold"}},
                        policy={"leakage": {"exact_duplicates": "warn"}})
     _, outputs = run(path, host)

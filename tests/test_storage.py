@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from tether.errors import IntegrityError, NotFoundError, StoreError
-from tether.plugins.local_storage import LocalStorage
+from tether.plugins.local_storage.storage import LocalStorage
 
 
 @pytest.fixture

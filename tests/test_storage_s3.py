@@ -60,9 +60,9 @@ def s3_endpoint(tmp_path_factory):
             try:
                 fs.mkdir("tether-test")
                 break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception as exc:  # noqa: BLE001 - not up yet
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"SeaweedFS did not start: {(root / 'weed.log').read_text()[-2000:]}")
+                    raise RuntimeError(f"SeaweedFS did not start: {(root / 'weed.log').read_text()[-2000:]}") from exc
                 time.sleep(0.3)
         yield {"endpoint": endpoint, "bucket": "tether-test", "fs": fs}
     finally:

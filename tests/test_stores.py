@@ -190,7 +190,7 @@ def test_postgres_workspaces_in_two_schemas_of_one_database_stay_isolated(host):
 
 
 def _create_one(dsn: str, schema: str, index: int, barrier) -> None:
-    from tether.contrib.postgres import PostgresStore
+    from tether.contrib.postgres.store import PostgresStore
 
     store = PostgresStore(dsn=dsn, schema=schema)
     barrier.wait(timeout=60)

@@ -25,14 +25,15 @@ from __future__ import annotations
 
 from tether import hookimpl
 
-from .catalogue import FeatureDefinition  # noqa: F401 - registers the record kind "feature"
-
 
 @hookimpl
 def tether_add_backends(backends):
+    from . import catalogue  # noqa: F401 - defines the record kind "feature"
     from .featurizer import SklearnFeaturizer
+    from .skew_gate import check_policy
 
     backends.add(SklearnFeaturizer)
+    backends.add_policy("skew_gate", check_policy)
 
 
 @hookimpl(trylast=True)

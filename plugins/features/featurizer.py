@@ -222,11 +222,13 @@ def featurize(featurizer: Featurizer, snapshot, split, context) -> FeatureSet:
     transform, names, matrices = fit_transform_splits(featurizer, frame, assignment)
     transform_ref = context.workspace.put_object(transform)
     inner = transform.inner if isinstance(transform, UserTransform) else transform
+    matrix_refs = {name: context.workspace.put_frame(matrix) for name, matrix in matrices.items()}
     feature_set = FeatureSet(
-        id="feat-" + transform_ref.digest.split(":")[1][:16], snapshot_id=snapshot.id, split_id=split.id,
+        id=FeatureSet.id_for(snapshot_id=snapshot.id, split_id=split.id, transform=transform_ref, matrices=matrix_refs),
+        snapshot_id=snapshot.id, split_id=split.id,
         featurizer=featurizer.name, params=json.loads(json.dumps(attrs.asdict(featurizer))), transform=transform_ref,
         feature_names=tuple(names), label=featurizer.label_column, findings=tuple(findings),
-        matrices={name: context.workspace.put_frame(matrix) for name, matrix in matrices.items()},
+        matrices=matrix_refs,
         input_columns=tuple(columns), definition_ids=tuple(d.id for d in used),
         transform_class=f"{type(inner).__module__}.{type(inner).__qualname__}")
     # Written here with its definition edges; the runner's later put of the same id only
@@ -270,4 +272,4 @@ def load_transform(workspace, model_version_id: str):
     features = workspace.store.get(mv.feature_set_id, kind="features")
     if features is None:
         raise NotFoundError(f"feature set '{mv.feature_set_id}' of '{model_version_id}' is not in {workspace.root}")
-    return workspace.load_object(features.transform)
+    return workspace.load_transform(features)

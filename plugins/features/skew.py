@@ -114,6 +114,7 @@ def _online_values(definitions, source, online_store, serving, sample_ids, insta
                    ts_col: str):
     """The serving path: materialise as of each time into a scratch view and read back."""
     import pandas as pd
+    from tether.plugins.online_store.lookups import get_online_features, materialize
 
     online_parts = []
     try:
@@ -121,9 +122,9 @@ def _online_values(definitions, source, online_store, serving, sample_ids, insta
             known = source[source[ts_col] <= t]
             for d in definitions:
                 computed = compute_feature(d, known, serving.get(d.name))
-                online_store.materialize(computed, view=view, entity=key, feature_time=ts_col,
+                materialize(online_store, computed, view=view, entity=key, feature_time=ts_col,
                                          features=[d.name], as_of=t, lag=d.lag)
-            got = online_store.get_online_features(sample_ids, view=view, features=[d.name for d in definitions],
+            got = get_online_features(online_store, sample_ids, view=view, features=[d.name for d in definitions],
                                                    now=t, ttl={d.name: d.time_to_live for d in definitions})
             got["__at"] = t
             online_parts.append(got)

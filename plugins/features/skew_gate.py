@@ -42,17 +42,22 @@ GATE_KEYS = ("catalogue", "features", "source", "serving", "online_store", "enti
              "seed")
 
 
-def check_gate_config(config: Any) -> None:
+def check_gate_config(config: Any, where: str = "policy.skew_gate") -> None:
     """Raise ``ConfigError`` for a malformed ``policy.skew_gate`` (unknown keys included)."""
     if not isinstance(config, Mapping):
-        raise ConfigError(f"policy.skew_gate: expected a mapping, got {config!r}")
-    reject_unknown_keys(config, GATE_KEYS, "policy.skew_gate")
+        raise ConfigError(f"{where}: expected a mapping, got {config!r}")
+    reject_unknown_keys(config, GATE_KEYS, where)
     if not config.get("source"):
-        raise ConfigError("policy.skew_gate.source: name the source (module:function, file or snapshot id)")
+        raise ConfigError(f"{where}.source: name the source (module:function, file or snapshot id)")
     if not isinstance(config.get("serving") or {}, Mapping):
-        raise ConfigError("policy.skew_gate.serving: expected a mapping of feature -> calculation")
+        raise ConfigError(f"{where}.serving: expected a mapping of feature -> calculation")
     if not isinstance(config.get("online_store") or {}, Mapping):
-        raise ConfigError("policy.skew_gate.online_store: expected {plugin: NAME, params: {...}}")
+        raise ConfigError(f"{where}.online_store: expected {{plugin: NAME, params: {{...}}}}")
+
+
+def check_policy(value: Any, *, where: str, host) -> None:
+    """Validate a chain's ``policy.skew_gate`` before the run (declared with ``add_policy``)."""
+    check_gate_config(value, where)
 
 
 def preflight_skew_gate(context) -> None:
@@ -87,7 +92,7 @@ def after_deploy(deployment, report: SkewReport | None):
 
 def run_skew_gate(config: Mapping[str, Any], *, context) -> SkewReport:
     """The skew check configured as in ``policy.skew_gate`` (see docs/features.md)."""
-    from tether.plugins.online_store import open_online_store
+    from tether.plugins.online_store.lookups import open_online_store
 
     check_gate_config(config)
     definitions = _gate_definitions(config, context)

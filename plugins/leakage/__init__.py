@@ -41,7 +41,8 @@ def tether_add_commands(cli):
 
 @hookimpl
 def tether_add_backends(backends):
-    from .policy import BUILTIN_CHECKS
+    from .policy import BUILTIN_CHECKS, check_policy
 
     for cls in BUILTIN_CHECKS:
         backends.add(cls)
+    backends.add_policy("leakage", check_policy)

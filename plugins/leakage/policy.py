@@ -68,6 +68,11 @@ def _make_check(cls, options: dict[str, Any], *, host, where: str):
     return cls(**options)
 
 
+def check_policy(value: Any, *, where: str, host) -> None:
+    """Validate a chain's ``policy.leakage`` before the run (checks, actions, options)."""
+    configured_checks(value, host=host, where=where)
+
+
 def configured_checks(policy: dict[str, Any] | None, *, host=None, where: str = "policy.leakage"):
     """``[(action, check instance)]`` for every check the policy does not turn ``off``.
 

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from tether import hookimpl
 
-from . import profile_store  # noqa: F401 - registers the ``profile`` record kind
-
 
 @hookimpl
 def tether_add_backends(backends):
+    from . import profile_store  # noqa: F401 - defines the record kind "profile"
     from .drift_tests import TESTS
     from .monitor import DriftMonitor
     from .sinks import FileSink, LogSink, WebhookSink

@@ -133,8 +133,11 @@ class NumericSketch:
         cum = np.cumsum(self.counts)
         h = np.asarray(qs, dtype=np.float64) * (cum[-1] - 1)
         lo = np.floor(h)
-        # value at 0-based rank r: the first distinct value whose cumulative count exceeds r
-        at = lambda r: self.values[np.clip(np.searchsorted(cum, r, side="right"), 0, cum.size - 1)]
+
+        def at(r):
+            # value at 0-based rank r: the first distinct value whose cumulative count exceeds r
+            return self.values[np.clip(np.searchsorted(cum, r, side="right"), 0, cum.size - 1)]
+
         a, b = at(lo), at(lo + 1)
         return a + (h - lo) * (b - a)
 

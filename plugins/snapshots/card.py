@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from tether.errors import ConfigError, reject_unknown_keys
@@ -33,11 +34,11 @@ CARD_FIELDS: dict[str, type] = {
 }
 
 
-def declared_card(fields: dict[str, Any] | None, *, where: str = "card") -> dict[str, Any]:
+def declared_card(fields: Mapping[str, Any] | None, *, where: str = "card") -> dict[str, Any]:
     """Validate declared card fields; lists become tuples. Unknown keys are a ConfigError."""
     if fields is None:
         return {}
-    if not isinstance(fields, dict):
+    if not isinstance(fields, Mapping):
         raise ConfigError(f"{where}: expected a mapping of card fields, got {type(fields).__name__}")
     reject_unknown_keys(fields, CARD_FIELDS, where, what="card field")
     return {key: _card_value(CARD_FIELDS[key], value, f"{where}.{key}") for key, value in fields.items()}

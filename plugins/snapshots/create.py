@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.errors import ConfigError, DataError, StoreError
 from tether.log import get_logger
-from tether.plugins.local_storage import fsync_path
+from tether.plugins.local_storage.files import fsync_path
 from tether.records import ColumnInfo, DatasetCard, DatasetSnapshot
 
 from .card import ColumnStats, declared_card, time_range

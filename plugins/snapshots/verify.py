@@ -3,7 +3,6 @@ optionally recompute snapshot fingerprints (``--deep``) and delete leftovers (``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -137,18 +136,8 @@ def verify_workspace(workspace: Workspace, *, deep: bool = False, gc: bool = Fal
 
 
 def _object_age(storage, key: str) -> float | None:
-    age_of = getattr(storage, "age_of", None)
-    if callable(age_of):
-        return age_of(key)
-    path_of = getattr(storage, "path", None)
-    if isinstance(path_of, Path):
-        import time
-
-        try:
-            return time.time() - (path_of / key).stat().st_mtime
-        except OSError:
-            return None
-    return None
+    age_of = getattr(storage, "age_of", None)  # optional Storage method
+    return age_of(key) if callable(age_of) else None
 
 
 def format_verify(report: dict[str, Any]) -> str:

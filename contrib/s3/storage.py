@@ -1,19 +1,5 @@
-"""S3-compatible object storage through fsspec/s3fs (extra ``s3``).
-
-Objects live under ``s3://<bucket>/<prefix>/`` with the same content-addressed layout as
-local storage (``<digest[:2]>/<digest[2:]><suffix>``, BLAKE3 digests). A chain selects it::
-
-    storage: {plugin: s3, params: {url: "s3://my-bucket/tether", endpoint_url: "${S3_ENDPOINT}"}}
-
-Credentials come from the usual AWS sources (environment, config files, instance roles)
-unless ``key``/``secret`` are given (write them as ``${ENV}``; they are never printed).
-
-Atomicity relies on S3 semantics: a PUT (single or multipart) makes an object visible
-whole or not at all, and because the key names the content's digest, an object under its
-final key is always complete. Streaming writers (the snapshot stage) write local temp
-files under ``<workspace>/s3-tmp/`` and upload each one once it is complete. Interrupted
-multipart uploads stay invisible; expire them with a bucket lifecycle rule.
-"""
+"""``S3Storage``: content-addressed objects in an S3-compatible bucket through fsspec/s3fs
+(imported on first use), with the same key layout and BLAKE3 digests as local storage."""
 
 from __future__ import annotations
 
@@ -22,27 +8,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import attrs
-from tether import hookimpl
 from tether.backends import Storage
 from tether.errors import IntegrityError, NotFoundError, StoreError
-from tether.records import ObjectRef
+from tether.plugins.local_storage.files import CHUNK, blake3_hasher, digest_in_key, hash_file, iter_leftovers
 
-CHUNK = 8 << 20
-
-
-def _hasher():
-    import blake3
-
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
-def _hash_file(path) -> str:
-    from tether.plugins.local_storage import hash_file
-
-    return hash_file(path)
+if TYPE_CHECKING:  # pragma: no cover
+    from tether.records import ObjectRef
 
 
 @attrs.define(kw_only=True)
@@ -123,23 +97,27 @@ class S3Storage(Storage):
         remote = self._remote(key)
         if not self._call("checking an object", self.fs.exists, remote):  # identical content is stored once
             self._call("uploading an object", self.fs.put_file, str(local), remote)
+        from tether.records import ObjectRef  # lazy: keeps start-up light
+
         return ObjectRef(key=key, digest=f"blake3:{digest_hex}", size=size, media_type=media_type)
 
     def put_bytes(self, data: bytes, *, suffix: str = "", media_type: str = "application/octet-stream") -> ObjectRef:
-        hasher = _hasher()
+        hasher = blake3_hasher()
         hasher.update(data)
         digest_hex = hasher.hexdigest()
         key = self.key_for(digest_hex, suffix)
         remote = self._remote(key)
         if not self._call("checking an object", self.fs.exists, remote):
             self._call("uploading an object", self.fs.pipe_file, remote, data)
+        from tether.records import ObjectRef  # lazy: keeps start-up light
+
         return ObjectRef(key=key, digest=f"blake3:{digest_hex}", size=len(data), media_type=media_type)
 
     def put_file(self, path: str | os.PathLike, *, suffix: str = "", media_type: str = "application/octet-stream",
                  move: bool = False) -> ObjectRef:
         path = Path(path)
         size = path.stat().st_size
-        ref = self._upload(path, _hash_file(path), size, suffix, media_type)
+        ref = self._upload(path, hash_file(path), size, suffix, media_type)
         if move:
             path.unlink(missing_ok=True)
         return ref
@@ -159,7 +137,7 @@ class S3Storage(Storage):
             raise NotFoundError(f"object '{ref.key}' is missing from {self._where()}") from None
 
     def digest_of_key(self, key: str) -> str:
-        hasher = _hasher()
+        hasher = blake3_hasher()
         try:
             with self._call("reading an object", self.fs.open, self._remote(key), "rb") as fh:
                 while chunk := fh.read(CHUNK):
@@ -184,7 +162,7 @@ class S3Storage(Storage):
             data = self._call("reading an object", self.fs.cat_file, self._remote(ref.key))
         except FileNotFoundError:
             raise NotFoundError(f"object '{ref.key}' is missing from {self._where()}") from None
-        hasher = _hasher()
+        hasher = blake3_hasher()
         hasher.update(data)
         if f"blake3:{hasher.hexdigest()}" != ref.digest:
             raise self._mismatch(ref)
@@ -207,7 +185,7 @@ class S3Storage(Storage):
         tag = f"{info.get('ETag', '')}:{info.get('size', '')}"
         if local.exists() and tag_file.exists() and tag_file.read_text() == tag:
             # the remote object is the one downloaded before; re-check the local copy
-            if f"blake3:{_hash_file(local)}" == ref.digest:
+            if f"blake3:{hash_file(local)}" == ref.digest:
                 return local
         local.unlink(missing_ok=True)  # stale, damaged, or the remote object changed: fetch again
         tag_file.unlink(missing_ok=True)
@@ -218,7 +196,7 @@ class S3Storage(Storage):
                 self._call("downloading an object", self.fs.get_file, self._remote(ref.key), tmp)
             except FileNotFoundError:
                 raise NotFoundError(f"object '{ref.key}' is missing from {self._where()}") from None
-            if f"blake3:{_hash_file(tmp)}" != ref.digest:
+            if f"blake3:{hash_file(tmp)}" != ref.digest:
                 raise self._mismatch(ref)
             os.replace(tmp, local)
             tag_file.write_text(tag)
@@ -241,8 +219,6 @@ class S3Storage(Storage):
 
     @staticmethod
     def digest_in_key(key: str) -> str | None:
-        from tether.plugins.local_storage import digest_in_key
-
         return digest_in_key(key)
 
     def age_of(self, key: str) -> float | None:
@@ -254,8 +230,6 @@ class S3Storage(Storage):
         return time.time() - modified.timestamp() if modified is not None else None
 
     def iter_temp(self) -> Iterator[tuple[str, float]]:
-        from tether.plugins.local_storage import iter_leftovers
-
         return iter_leftovers(Path(self.workspace) / "s3-tmp")
 
     def delete_temp(self, name: str) -> None:
@@ -270,7 +244,3 @@ class S3Storage(Storage):
     def describe(self) -> str:
         return f"s3:{self._where()}"
 
-
-@hookimpl
-def tether_add_backends(backends):
-    backends.add(S3Storage)

@@ -1,15 +1,6 @@
-"""Redis online store (``pip install 'tether[redis]'``).
-
-Layout: one hash per entity, ``<prefix><view>:<entity_id>``, with a field per feature
-(the JSON value) and ``<feature>@ts`` (its feature timestamp, as fixed-width digits so
-Redis compares them as text without losing nanoseconds); the view's entity column and
-feature names live in the hash ``<prefix><view>:__view__``.
-
-A write is one ``MULTI``/``EXEC`` transaction of Lua calls that replace a value only when
-the new feature timestamp is newer, so nothing is applied unless everything is, and
-re-running a materialisation changes nothing. The server is pinged before every write;
-a server that is down is a one-line :class:`~tether.errors.StoreError`.
-"""
+"""``RedisOnlineStore``: one hash per entity, values replaced by a Lua script only when the
+new feature timestamp is newer, all in one ``MULTI``/``EXEC`` transaction. ``redis`` is
+imported on first use."""
 
 from __future__ import annotations
 
@@ -18,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import attrs
-from tether import hookimpl
+from tether.backends import OnlineStore
 from tether.errors import StoreError
-from tether.plugins.online_store import OnlineStoreBase, Row
+from tether.plugins.online_store.lookups import Row
 
 _OFFSET = 2**62  # shifts pre-1970 timestamps above zero before zero-padding
 _WIDTH = 20
@@ -56,7 +47,7 @@ def _unpad(text: str | bytes) -> int:
 
 
 @attrs.define(kw_only=True)
-class RedisOnlineStore(OnlineStoreBase):
+class RedisOnlineStore(OnlineStore):
     """The latest feature values in Redis; ``url`` like ``redis://127.0.0.1:6379/0``."""
 
     name: ClassVar[str] = "redis"
@@ -166,7 +157,3 @@ class RedisOnlineStore(OnlineStoreBase):
         for start in range(0, len(keys), 1000):
             self.client.delete(*keys[start:start + 1000])
 
-
-@hookimpl
-def tether_add_backends(backends):
-    backends.add(RedisOnlineStore)

@@ -1,11 +1,5 @@
-"""The built-in metadata store: one SQLite file in the workspace (``<workspace>/tether.db``).
-
-``SQLiteFile`` is a SQLite file in the workspace (WAL mode, ``BEGIN IMMEDIATE`` write
-transactions), shared with the online store; ``SQLiteStore`` puts the records schema of
-``tether.plugins.sql_records`` in one. Every ``put`` is one transaction, so a record and
-its edges appear together or not at all. The database file is created on first write;
-reading a store that was never written creates nothing.
-"""
+"""``SQLiteFile``: a SQLite file in the workspace (WAL mode, ``BEGIN IMMEDIATE`` write
+transactions), the base of the metadata store and of the SQLite online store."""
 
 from __future__ import annotations
 
@@ -16,9 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import attrs
-from tether import hookimpl
 from tether.errors import StoreError
-from tether.plugins.sql_records import SQLITE, Dialect, SQLRecordStore, schema_statements
 
 
 @attrs.define(kw_only=True)
@@ -73,24 +65,3 @@ class SQLiteFile:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
-
-
-@attrs.define(kw_only=True)
-class SQLiteStore(SQLiteFile, SQLRecordStore):
-    """Records, runs and lineage in a SQLite file (default ``<workspace>/tether.db``)."""
-
-    name: ClassVar[str] = "sqlite"
-    file_name: ClassVar[str] = "tether.db"
-    schema_sql: ClassVar[str] = ";\n".join(schema_statements(SQLITE)) + ";"
-    label: ClassVar[str] = "metadata store"
-    dialect: ClassVar[Dialect] = SQLITE
-
-    def _read_connection(self) -> sqlite3.Connection | None:
-        if self._conn is None and not self.file.exists():
-            return None  # reading never creates the database
-        return self._open()
-
-
-@hookimpl
-def tether_add_backends(backends):
-    backends.add(SQLiteStore)

@@ -1,12 +1,5 @@
-"""Local-filesystem storage: content-addressed objects under the workspace.
-
-Layout: ``<root>/<digest[:2]>/<digest[2:]><suffix>``. A write goes to ``<root>/.tmp/`` first
-and is renamed into place, so an object is either whole or absent. Digests are BLAKE3
-(cryptographic, multi-threaded, several GB/s), checked on every read.
-
-The methods below are the storage interface documented in ``docs/storage.md``; the S3
-backend in ``tether.contrib.s3`` implements the same ones.
-"""
+"""``LocalStorage``: content-addressed objects in a local folder (the methods are the storage
+interface documented in ``docs/storage.md``)."""
 
 from __future__ import annotations
 
@@ -15,64 +8,16 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 import attrs
-from tether import hookimpl
 from tether.backends import Storage
 from tether.errors import IntegrityError, NotFoundError, StoreError
-from tether.records import ObjectRef
 
-CHUNK = 8 << 20
+from .files import CHUNK, blake3_hasher, digest_in_key, fsync_path, hash_file, iter_leftovers, safe_join
 
-
-def blake3_hasher():
-    import blake3
-
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
-def hash_file(path: str | os.PathLike) -> str:
-    """BLAKE3 hex digest of a file, read in chunks (bounded memory and address space,
-    unlike mapping the whole file)."""
-    hasher = blake3_hasher()
-    with open(path, "rb", buffering=0) as fh:
-        buf = bytearray(CHUNK)
-        view = memoryview(buf)
-        while n := fh.readinto(buf):
-            hasher.update(view[:n])
-    return hasher.hexdigest()
-
-
-def safe_join(root: Path, key: str) -> Path:
-    """``root / key``, refusing keys that are absolute or escape ``root``."""
-    if not key or key.startswith(("/", "\\")) or ".." in Path(key).parts or ":" in key:
-        raise StoreError(f"invalid object key '{key}': keys are relative and may not contain '..'")
-    path = (root / key).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise StoreError(f"invalid object key '{key}': it escapes the storage root")
-    return path
-
-
-def digest_in_key(key: str) -> str | None:
-    """The digest a content-addressed key names (``ab/cdef...`` -> ``blake3:abcdef...``)."""
-    head, _, tail = key.partition("/")
-    hexpart = head + tail.split(".", 1)[0]
-    if len(head) == 2 and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
-        return f"blake3:{hexpart}"
-    return None
-
-
-def iter_leftovers(folder: Path) -> Iterator[tuple[str, float]]:
-    """Files in a temp folder, as (name, age in seconds); files that vanish meanwhile are skipped."""
-    if not folder.is_dir():
-        return
-    now = time.time()
-    for path in folder.iterdir():
-        try:
-            yield path.name, now - path.stat().st_mtime
-        except FileNotFoundError:  # finished meanwhile
-            continue
+if TYPE_CHECKING:  # pragma: no cover
+    from tether.records import ObjectRef
 
 
 @attrs.define(kw_only=True)
@@ -110,6 +55,8 @@ class LocalStorage(Storage):
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_path, dest)
             fsync_path(dest.parent)
+        from tether.records import ObjectRef  # lazy: keeps start-up light
+
         return ObjectRef(key=key, digest=f"blake3:{digest_hex}", size=size, media_type=media_type)
 
     def put_bytes(self, data: bytes, *, suffix: str = "", media_type: str = "application/octet-stream") -> ObjectRef:
@@ -153,6 +100,13 @@ class LocalStorage(Storage):
         fd, tmp = tempfile.mkstemp(dir=self._tmp_dir(), suffix=suffix)
         os.close(fd)
         return Path(tmp)
+
+    def age_of(self, key: str) -> float | None:
+        """Seconds since the object ``key`` was written (or last reused), or None if absent."""
+        try:
+            return time.time() - safe_join(self.path, key).stat().st_mtime
+        except OSError:
+            return None
 
     def local_path(self, ref: ObjectRef) -> Path:
         path = safe_join(self.path, ref.key)
@@ -224,22 +178,3 @@ class LocalStorage(Storage):
 
     def describe(self) -> str:
         return f"local:{self.path}"
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or folder by path (best effort: a vanished path is ignored)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-@hookimpl
-def tether_add_backends(backends):
-    backends.add(LocalStorage)

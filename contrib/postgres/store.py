@@ -1,15 +1,6 @@
-"""PostgreSQL metadata store (extra ``postgres``): the SQLite store's schema on a server.
-
-For teams that share one registry: records, runs and lineage in PostgreSQL, written in
-transactions. Each workspace lives in its own schema: opening the store creates the
-schema and its tables if missing (under an advisory lock, so concurrent first openers
-never race), every table is qualified with the schema and ``search_path`` is that schema
-only, so a workspace never reads or writes another schema's tables. Model versions are
-numbered under a transaction-scoped advisory lock, so two registrations of the same
-model name never get the same number. The connection string usually comes from the
-environment: ``store: {plugin: postgres, params: {dsn: "${TETHER_PG_DSN}"}}``; it is
-never logged.
-"""
+"""``PostgresStore``: the records schema in a PostgreSQL schema per workspace, created on
+open under an advisory lock; model versions are numbered under a transaction-scoped
+advisory lock. ``psycopg`` is imported on first connect."""
 
 from __future__ import annotations
 
@@ -19,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import attrs
-from tether import hookimpl
 from tether.errors import StoreError
 from tether.plugins.sql_records import POSTGRES, TABLES, Dialect, SQLRecordStore, schema_statements
 from tether.sql import quote_identifier
@@ -111,8 +101,3 @@ class PostgresStore(SQLRecordStore):
         key = zlib.crc32(f"{self._table_schema()}:{kind}:{name}".encode())
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
         return super()._max_version(conn, kind, name)
-
-
-@hookimpl
-def tether_add_backends(backends):
-    backends.add(PostgresStore)
