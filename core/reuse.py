@@ -7,7 +7,8 @@ Each stage run is keyed by three digests:
 * ``inputs``: the ids of the records it consumes (content-addressed where it matters:
   snapshots, models and feature sets), so a changed upstream output reruns it;
 * ``code``: the tether version, the source of the module holding the backend class or
-  the step function, and the content of every file its params name.
+  the step function, and the content of every file its params name (outside the
+  workspace, where stages write their reports and predictions).
 
 A stage whose three digests match a successful stage of an earlier run of the chain is
 *reused*: its recorded output is taken as it is. Snapshot stages always read their
@@ -59,9 +60,10 @@ def _source_digest(module_name: str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file_digests(params: Any, base_dir: Path) -> dict[str, str]:
+def _file_digests(params: Any, base_dir: Path, workspace: Path) -> dict[str, str]:
     """The content digest of every existing file a param value names (relative paths are
-    read from the chain's folder)."""
+    read from the chain's folder), except files inside the workspace, which are what
+    stages write (reports, predictions), not what they read."""
     found: dict[str, str] = {}
     values = [params]
     while values:
@@ -74,7 +76,7 @@ def _file_digests(params: Any, base_dir: Path) -> dict[str, str]:
             path = Path(value).expanduser()
             path = path if path.is_absolute() else base_dir / path
             try:
-                if path.is_file():
+                if path.is_file() and not path.resolve().is_relative_to(workspace):
                     found[value] = hashlib.sha256(path.read_bytes()).hexdigest()
             except OSError:
                 continue
@@ -82,13 +84,13 @@ def _file_digests(params: Any, base_dir: Path) -> dict[str, str]:
 
 
 def stage_key(stage, inputs: dict[str, Any], *, code_module: str, policy: dict[str, Any],
-              base_dir: Path, tether_version: str) -> StageKey:
+              base_dir: Path, workspace: Path, tether_version: str) -> StageKey:
     """The key of one stage run (see the module docstring)."""
     config = _digest({"stage": stage.stage, "plugin": stage.plugin, "step": stage.step, "params": stage.params,
                       "inputs": stage.inputs, "produces": stage.produces, "policy": policy})
     ids = _digest({arg: getattr(record, "id", None) for arg, record in sorted(inputs.items())})
     code = _digest({"tether": tether_version, "module": _source_digest(code_module),
-                    "files": _file_digests(stage.params, base_dir)})
+                    "files": _file_digests(stage.params, base_dir, workspace.resolve())})
     return StageKey(config=config, inputs=ids, code=code)
 
 

@@ -167,7 +167,7 @@ class Runner:
 
         module = func.__module__ if func is not None else type(context.backend(stage)).__module__
         return stage_key(stage, inputs, code_module=module, policy=self.chain.policy, base_dir=self.chain.base_dir,
-                         tether_version=__version__)
+                         workspace=self.workspace.root, tether_version=__version__)
 
     def _earlier_output(self, earlier: EarlierRuns, key: StageKey):
         output_id = earlier.output_for(key)

@@ -1,17 +1,41 @@
-"""The short human summary printed after ``tether run``."""
+"""The human summary printed after ``tether run``: one aligned row per stage, in chain
+order, saying whether it ran or was reused (and why), how long it took and what it made."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+#: Metrics shown first in a stage's line, when an evaluation has them.
+PREFERRED_METRICS = ("roc_auc", "average_precision", "log_loss", "accuracy", "f1", "r2", "mae", "rmse")
 
-def summarize_run(run, outputs: dict[str, Any]) -> str:
-    lines = [f"run {run.id}: {run.status} ({len(run.stages)} stages, chain {run.chain})"]
+
+def summarize_run(run, outputs: dict[str, Any], *, width: int = 160) -> str:
+    """The run's header line and a table of its stages (rich, rendered to plain text)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    seconds = (run.ended_at - run.started_at).total_seconds() if run.ended_at else None
+    took = f", {seconds:.1f} s" if seconds is not None else ""
+    header = f"run {run.id}: {run.status} ({len(run.stages)} stages, chain {run.chain}{took})"
+    table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+    for column in ("stage", "ran", "time", "output"):
+        table.add_column(column, justify="right" if column == "time" else "left", no_wrap=column != "output")
     for stage in run.stages:
         record = outputs.get(stage.id)
-        reused = " (reused)" if stage.status == "reused" else ""
-        lines.append(f"  {stage.id:<12} {_describe(record)}{reused}")
-    return "\n".join(lines)
+        ran = "reused" if stage.status == "reused" else (stage.reason or stage.status)
+        if stage.status == "failed":
+            ran = "FAILED"
+        table.add_row(stage.id, ran, _duration(stage), _describe(record) if record is not None else stage.error or "")
+    buffer = io.StringIO()
+    Console(file=buffer, width=width, color_system=None, highlight=False).print(table)
+    return "\n".join([header, *(line.rstrip() for line in buffer.getvalue().rstrip().splitlines())])
+
+
+def _duration(stage) -> str:
+    if stage.status == "reused" or not (stage.started_at and stage.ended_at):
+        return "-"
+    return f"{(stage.ended_at - stage.started_at).total_seconds():.2f}s"
 
 
 def _describe(record) -> str:
@@ -19,7 +43,9 @@ def _describe(record) -> str:
     if kind == "snapshot":
         return f"snapshot {record.id}  {record.name}: {record.num_rows:,} rows x {len(record.columns)} columns"
     if kind == "split":
-        sizes = ", ".join(f"{k} {v:,}" for k, v in record.sizes.items())
+        order = ("train", "validation", "test", "excluded")
+        sizes = ", ".join(f"{k} {record.sizes[k]:,}" for k in sorted(record.sizes, key=lambda k: (
+            order.index(k) if k in order else len(order), k)))
         errors = sum(f.severity == "error" for f in record.findings)
         warn = f"; {len(record.findings)} findings ({errors} errors)" if record.findings else ""
         return f"split {record.id}  {record.strategy}: {sizes}{warn}"
@@ -28,9 +54,10 @@ def _describe(record) -> str:
     if kind == "model":
         return f"model {record.id}  {record.framework}.{record.estimator}"
     if kind == "evaluation":
-        shown = {k: v for k, v in record.metrics.items() if k != "rows"}
+        names = [m for m in PREFERRED_METRICS if m in record.metrics]
+        names += sorted(m for m in record.metrics if m not in names and m != "rows")
         parts = []
-        for name, value in list(shown.items())[:3]:
+        for name, value in [(m, record.metrics[m]) for m in names[:3]]:
             base = record.baseline_metrics.get(name)
             parts.append(f"{name} {value:.4f}" + (f" (baseline {base:.4f})" if base is not None else ""))
         verdict = "passed" if record.passed else "FAILED gates"
