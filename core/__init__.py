@@ -6,6 +6,7 @@ come from plugins. Importing ``tether`` imports nothing heavy.
 """
 
 from .errors import (
+    CheckFailed,
     ConfigError,
     DataError,
     IntegrityError,
@@ -20,6 +21,7 @@ from .hookspecs import hookimpl
 __version__ = "0.1.0"
 
 __all__ = [
+    "CheckFailed",
     "ConfigError",
     "DataError",
     "IntegrityError",

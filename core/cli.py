@@ -13,7 +13,16 @@ from typing import Any
 
 import click
 
-from .commands import emit, host_of, json_option, open_workspace, workspace_option
+from .commands import (
+    check_verdicts,
+    emit,
+    fail_on_option,
+    host_of,
+    json_option,
+    open_workspace,
+    print_table,
+    workspace_option,
+)
 from .errors import TetherError
 
 BUILTIN = ("init", "run", "plugins", "runs", "lineage", "show")
@@ -77,23 +86,16 @@ def cli(ctx: click.Context, log_format: str, log_level: str, debug: bool) -> Non
 @cli.command()
 @click.argument("directory", default=".", type=click.Path(file_okay=False))
 def init(directory: str) -> None:
-    """Create a workspace and a starter chain in DIRECTORY."""
+    """Create a starter project in DIRECTORY that runs as it is: a chain, a small data set
+    and a training step to replace with your own."""
+    from .names import check_name
+    from .starter import write_starter
+
     root = Path(directory)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / ".tether").mkdir(exist_ok=True)
-    chain = root / "chain.yaml"
-    if chain.exists():
-        raise click.UsageError(f"{chain} already exists; not overwriting it")
-    chain.write_text(
-        "version: 1\n"
-        f"name: {root.resolve().name}\n"
-        "workspace: .tether\n"
-        "stages:\n"
-        "  - {stage: snapshot, plugin: csv, params: {path: data.csv, dataset: my-data}}\n"
-        "  - {stage: split, plugin: random, params: {seed: 0}}\n",
-        encoding="utf-8",
-    )
-    click.echo(f"created {chain} and {root / '.tether'}/; edit the chain, then: tether run {chain}")
+    name = check_name(root.resolve().name.lower().replace(" ", "-"), "DIRECTORY", what="project name")
+    written = write_starter(root, name)
+    click.echo(f"created {', '.join(str(p) for p in written)} and {root / '.tether'}/")
+    click.echo(f"run it: cd {root} && tether run chain.yaml")
 
 
 @cli.command()
@@ -101,14 +103,17 @@ def init(directory: str) -> None:
 @click.option("--from", "from_stage", metavar="STAGE",
               help="Rerun this stage and every later one even if unchanged.")
 @click.option("--force", is_flag=True, help="Rerun every stage even if unchanged.")
+@fail_on_option
 @json_option
 @click.pass_context
-def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool, json_output: bool) -> None:
+def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool, fail_on: str,
+        json_output: bool) -> None:
     """Run the chain in CHAIN_FILE and print a summary.
 
     A stage whose params, inputs and code are unchanged since an earlier run of the chain
     reuses that run's output (snapshots always read their source; deploy and monitor
-    stages always run).
+    stages always run). The exit code is 1 when a monitor stage's verdict reaches
+    --fail-on (after the summary is printed).
     """
     from .config import load_chain
     from .runner import run_chain
@@ -123,6 +128,8 @@ def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool
         progress.close()
     emit(ctx, {"run": run_record, "outputs": outputs},
          lambda: click.echo(summarize_run(run_record, outputs)))
+    check_verdicts(((r.verdict, f"stage {stage_id} (monitor {r.id})") for stage_id, r in outputs.items()
+                    if getattr(r, "kind", None) == "monitor_report"), fail_on)
 
 
 class _progress:
@@ -189,11 +196,19 @@ def runs_ls(ctx: click.Context, workspace: str, chain: str | None, limit: int, j
     def human() -> None:
         if not found:
             click.echo(f"no runs in {ws.root}")
-        for r in found:
-            click.echo(f"{r.id}  {r.status:<9}  {r.chain:<16} {r.started_at:%Y-%m-%d %H:%M:%S}  "
-                       f"{len(r.stages)} stages{'  ' + r.error if r.error else ''}")
+            return
+        print_table(["run", "status", "chain", "started (UTC)", "stages", "error"],
+                    [[r.id, r.status, r.chain, f"{r.started_at:%Y-%m-%d %H:%M:%S}", _stage_counts(r), r.error]
+                     for r in found])
 
     emit(ctx, found, human)
+
+
+def _stage_counts(run) -> str:
+    ran = sum(s.status == "succeeded" for s in run.stages)
+    reused = sum(s.status == "reused" for s in run.stages)
+    failed = sum(s.status == "failed" for s in run.stages)
+    return ", ".join(f"{n} {word}" for n, word in ((ran, "ran"), (reused, "reused"), (failed, "failed")) if n)
 
 
 @runs.command("show")
@@ -202,26 +217,22 @@ def runs_ls(ctx: click.Context, workspace: str, chain: str | None, limit: int, j
 @json_option
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str, workspace: str, json_output: bool) -> None:
-    """Show one run: code version, stages, outputs, error."""
-    from .errors import NotFoundError
+    """Show one run (an id, id prefix, or a chain name for its latest run): code
+    version, stages with why each ran or was reused, outputs, error."""
     from .liveness import mark_crashed
 
     ws = open_workspace(ctx, workspace)
-    record = ws.store.get(run_id, kind="run")
-    if record is None:
-        raise NotFoundError(f"no run '{run_id}' in {ws.root} (see `tether runs ls`)")
-    record = mark_crashed(ws.store, [record])[0]
+    record = mark_crashed(ws.store, [ws.resolve(run_id, kind="run")])[0]
 
     def human() -> None:
-        click.echo(f"run {record.id}  chain {record.chain}  {record.status}")
-        click.echo(f"  started {record.started_at:%Y-%m-%d %H:%M:%S}Z  ended "
-                   f"{record.ended_at:%Y-%m-%d %H:%M:%S}Z" if record.ended_at else "  (still running)")
-        click.echo("  code: " + ", ".join(f"{k}={v}" for k, v in sorted(record.code.items())))
-        for s in record.stages:
-            click.echo(f"  - {s.id:<14} {s.stage:<10} {s.plugin:<22} {s.status:<9} {s.output_id or ''}"
-                       f"{'  ' + s.error if s.error else ''}")
+        ended = f"{record.ended_at:%Y-%m-%d %H:%M:%S}" if record.ended_at else "(still running)"
+        click.echo(f"run {record.id}  chain {record.chain}  {record.status}  "
+                   f"started {record.started_at:%Y-%m-%d %H:%M:%S}  ended {ended} (UTC)")
+        click.echo("code: " + ", ".join(f"{k}={v}" for k, v in sorted(record.code.items())))
+        print_table(["stage", "kind", "plugin", "status", "why", "output", "error"],
+                    [[s.id, s.stage, s.plugin, s.status, s.reason, s.output_id, s.error] for s in record.stages])
         if record.error:
-            click.echo(f"  error: {record.error}")
+            click.echo(f"error: {record.error}")
 
     emit(ctx, record, human)
 
@@ -232,15 +243,19 @@ def runs_show(ctx: click.Context, run_id: str, workspace: str, json_output: bool
 @json_option
 @click.pass_context
 def show(ctx: click.Context, record_id: str, workspace: str, json_output: bool) -> None:
-    """Show any record by id as JSON."""
+    """Show any record (an id or a unique id prefix): its fields, or JSON with --json."""
     from . import serde
-    from .errors import NotFoundError
 
     ws = open_workspace(ctx, workspace)
-    record = ws.store.get(record_id)
-    if record is None:
-        raise NotFoundError(f"no record '{record_id}' in {ws.root}")
-    click.echo(json.dumps(serde.to_dict(record), indent=2, sort_keys=True, default=str))
+    record = ws.resolve(record_id)
+
+    def human() -> None:
+        fields = serde.converter.unstructure(record)
+        print_table(["field", "value"], [[key, value if isinstance(value, (str, int, float)) or value is None
+                                          else json.dumps(value, sort_keys=True, default=str)]
+                                         for key, value in fields.items()], title=f"{record.kind} {record.id}")
+
+    emit(ctx, record, human)
 
 
 @cli.command()
@@ -250,13 +265,9 @@ def show(ctx: click.Context, record_id: str, workspace: str, json_output: bool) 
 @click.pass_context
 def lineage(ctx: click.Context, record_id: str, workspace: str, json_output: bool) -> None:
     """Show what RECORD_ID was made from (upstream) and what was made from it (downstream)."""
-    from .errors import NotFoundError
-
     ws = open_workspace(ctx, workspace)
-    record = ws.store.get(record_id)
-    if record is None:
-        raise NotFoundError(f"no record '{record_id}' in {ws.root}")
-    graph = ws.store.lineage(record_id)
+    record = ws.resolve(record_id)
+    graph = ws.store.lineage(record.id)
 
     def human() -> None:
         click.echo(f"{record.kind} {record.id}")

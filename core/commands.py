@@ -4,6 +4,8 @@ A plugin adds subcommands through the ``tether_add_commands`` hook and builds th
 click plus these helpers, never by importing :mod:`tether.cli`::
 
     import click
+
+from .errors import CheckFailed
     from tether.commands import emit, json_option, open_workspace, workspace_option
 
     @click.command()
@@ -26,10 +28,12 @@ the plugin's own machinery inside the command function, so ``tether --help`` sta
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from .errors import CheckFailed
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import PluginHost
@@ -41,6 +45,27 @@ workspace_option = click.option("--workspace", "-w", default=".tether", show_def
 
 #: ``--json``: machine-readable output; the command receives ``json_output``.
 json_option = click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
+
+
+#: ``--fail-on critical|warning|never``: the one exit-code rule of every command that
+#: checks something; exit 1 when a verdict is at least this severe (default: critical).
+fail_on_option = click.option(
+    "--fail-on", type=click.Choice(["critical", "warning", "never"]), default="critical", show_default=True,
+    help="Exit 1 when a verdict is at least this severe (after printing the report).")
+
+SEVERITY = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def check_verdicts(verdicts: Iterable[tuple[str, str]], fail_on: str) -> None:
+    """Raise :class:`~tether.errors.CheckFailed` (exit 1) if one of ``(verdict, what)``
+    reaches ``fail_on``; ``what`` names the report (``monitor mon-…``)."""
+    if fail_on == "never":
+        return
+    worst = [(v, what) for v, what in verdicts if SEVERITY.get(v, 0) >= SEVERITY[fail_on]]
+    if worst:
+        verdict, what = max(worst, key=lambda item: SEVERITY.get(item[0], 0))
+        raise CheckFailed(f"{what}: verdict {verdict.upper()} (--fail-on {fail_on}; "
+                          "pass --fail-on never to exit 0)")
 
 
 def host_of(ctx: click.Context) -> PluginHost:
@@ -82,3 +107,22 @@ def emit(ctx: click.Context, data: Any, human: Callable[[], None]) -> None:
         click.echo(to_json(data))
     else:
         human()
+
+
+def print_table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
+    """Print ``rows`` as an aligned table (rich) under ``columns``; cells are shown as text."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False, title=title, title_justify="left")
+    for i, column in enumerate(columns):
+        table.add_column(column, no_wrap=i < len(columns) - 1, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    terminal = sys.stdout.isatty()
+    console = Console(highlight=False, width=None if terminal else 200, color_system="auto" if terminal else None)
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().rstrip().splitlines()))

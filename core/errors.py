@@ -57,6 +57,13 @@ class StageError(TetherError):
     exit_code = 1
 
 
+class CheckFailed(TetherError):
+    """A check finished and found what its ``--fail-on`` level rejects (a critical monitor
+    verdict, failing leakage findings, training-serving skew); its report was printed."""
+
+    exit_code = 1
+
+
 def did_you_mean(word: str, choices) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest choice, or ``""``."""
     import difflib

@@ -125,6 +125,30 @@ class Workspace:
         """The record with ``record_id`` (of ``kind`` if given), or ``None``."""
         return self.store.get(record_id, kind=kind)
 
+    def resolve(self, ref: str, *, kind: str | None = None, hint: str = "tether runs ls"):
+        """The record ``ref`` names: an id, a unique id prefix (8 characters or more), or for
+        named records ``NAME`` (the latest version) or ``NAME@VERSION`` (``NAME@v3`` too).
+        Every command that takes a record resolves it here; NotFoundError says what to give."""
+        what = kind or "record"
+        if not isinstance(ref, str) or not ref.strip():
+            raise NotFoundError(f"give a {what} id or name, got {ref!r}")
+        record = self.store.get(ref, kind=kind)
+        if record is not None:
+            return record
+        if kind is not None:
+            name, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
+            versions = self.store.find(kind, name=name)
+            if versions:
+                return _pick_version(ref, name, version, versions)
+            if len(ref) >= 8:
+                found = self.store.find(kind, prefix=ref, limit=2)
+                if len(found) > 1:
+                    raise NotFoundError(f"{what} id prefix '{ref}' is ambiguous; give more characters")
+                if found:
+                    return found[0]
+        raise NotFoundError(f"no {what} '{ref}' in {self.root} (give an id, an id prefix, NAME or NAME@VERSION; "
+                            f"see `{hint}`)")
+
     # -- artifacts ---------------------------------------------------------------------------
 
     def put_frame(self, frame: Any) -> ObjectRef:
@@ -206,3 +230,21 @@ class Workspace:
                 raise IntegrityError(f"snapshot {snapshot.id}: object '{ref.key}' is missing from storage") from None
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         return table.to_pandas()
+
+
+def _pick_version(ref: str, name: str, version: str, versions: list[Any]):
+    """The version ``version`` (latest when empty) of the records named ``name``."""
+    def order(record: Any) -> tuple:
+        return (getattr(record, "version", None) or 0, getattr(record, "created_at", None) or 0)
+
+    if not version:
+        return max(versions, key=order)
+    try:
+        wanted = int(version.lstrip("v"))
+    except ValueError:
+        raise NotFoundError(f"'{ref}': version '{version}' is not a number") from None
+    match = [r for r in versions if getattr(r, "version", None) == wanted]
+    if match:
+        return match[0]
+    known = ", ".join(str(getattr(r, "version", "?")) for r in sorted(versions, key=order))
+    raise NotFoundError(f"'{name}' has no version {wanted} (versions: {known})")

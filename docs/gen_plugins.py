@@ -45,6 +45,46 @@ def default_text(field) -> str:
     return f"`{field.default!r}`"
 
 
+BASES = {"storage": "Storage", "store": "MetadataStore", "source": "Source", "split": "SplitStrategy",
+         "leakage": "LeakageCheck", "featurizer": "Featurizer", "evaluator": "Evaluator", "registry": "Registry",
+         "deployer": "Deployer", "monitor": "Monitor", "drift": "DriftTest", "window": "Window",
+         "alert_sink": "AlertSink", "rollback": "Rollback", "online_store": "OnlineStore"}
+
+
+def contract(kind: str) -> str:
+    """The kind's contract: its base class in ``tether.backends`` and the methods tether calls."""
+    from tether import backends
+
+    base = getattr(backends, BASES[kind])
+    lines = [f"Contract: `tether.backends.{base.__name__}`. Tether calls only these:\n\n"]
+    for name, member in vars(base).items():
+        func = member.fget if isinstance(member, property) else member
+        if name.startswith("_") or not callable(func) or not inspect.getdoc(func):
+            continue
+        signature = "" if isinstance(member, property) else _signature(func)
+        summary = " ".join(inspect.getdoc(func).split("\n\n")[0].split()).replace("``", "`")
+        lines.append(f"- `{name}{signature.replace('(self)', '()')}`: {summary}\n")
+    return "".join(lines) + "\n"
+
+
+def _signature(func) -> str:
+    """``(a: T, *, b: U = 1) -> R`` with annotations as written (they are strings here)."""
+    sig = inspect.signature(func)
+    parts, star = [], False
+    for p in list(sig.parameters.values())[1:]:  # without self
+        if p.kind is p.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        text = f"{p.name}: {p.annotation}" if p.annotation is not p.empty else p.name
+        parts.append(text + (f" = {p.default!r}" if p.default is not p.empty else ""))
+    returns = f" -> {sig.return_annotation}" if sig.return_annotation is not sig.empty else ""
+    return f"({', '.join(parts)}){returns}"
+
+
+def meaning(field) -> str:
+    return str(field.metadata.get("doc", "")).replace("|", "\\|")
+
+
 def render() -> str:
     from tether.backends import KINDS
     from tether.manager import PluginHost
@@ -60,6 +100,7 @@ def render() -> str:
             continue
         guide = f" See [the guide]({GUIDES[kind]})." if kind in GUIDES else ""
         out.append(f"## {kind}\n\n{purpose[0].upper()}{purpose[1:]}.{guide}\n\n")
+        out.append(contract(kind))
         for cls in classes:
             extra = f" *(extra: `{cls.extra}`)*" if cls.extra else ""
             out.append(f"### `{cls.name}`{extra}\n\n`{cls.__module__}.{cls.__qualname__}`\n\n")
@@ -69,10 +110,13 @@ def render() -> str:
             attrs.resolve_types(cls)
             fields = [f for f in attrs.fields(cls) if f.init and not f.name.startswith("_")]
             if fields:
-                out.append("| parameter | type | default |\n|---|---|---|\n")
+                documented = any(meaning(f) for f in fields)
+                out.append("| parameter | type | default |" + (" meaning |" if documented else "")
+                           + "\n|---|---|---|" + ("---|" if documented else "") + "\n")
                 for f in fields:
                     default = "the workspace folder (set by tether)" if f.name == "workspace" else default_text(f)
-                    out.append(f"| `{f.name}` | `{type_name(f)}` | {default} |\n")
+                    out.append(f"| `{f.name}` | `{type_name(f)}` | {default} |"
+                               + (f" {meaning(f)} |" if documented else "") + "\n")
                 out.append("\n")
     return "".join(out).rstrip() + "\n"
 

@@ -214,16 +214,25 @@ def test_cli_run_json_and_runs_show(project, tether_cli):
     assert lineage.exit_code == 0 and "<- snapshot snap-" in lineage.stdout
     missing = tether_cli("runs", "show", "run-nope", cwd=project)
     assert missing.exit_code == 2 and missing.stderr.startswith("tether: error: no run 'run-nope'")
+    by_chain = tether_cli("runs", "show", "mini", cwd=project)  # a chain name: its latest run
+    assert by_chain.exit_code == 0 and run_id in by_chain.stdout
+    by_prefix = tether_cli("runs", "show", run_id[:12], cwd=project)
+    assert by_prefix.exit_code == 0 and run_id in by_prefix.stdout
+    table = tether_cli("show", "mv-mini-1", cwd=project)
+    assert table.exit_code == 0 and table.stdout.splitlines()[1].split() == ["field", "value"]
+    assert "version         1" in table.stdout
+    as_json = json.loads(tether_cli("show", "mv-mini-1", "--json", cwd=project).stdout)
+    assert as_json["kind"] == "model_version" and as_json["data"]["version"] == 1  # the envelope, as everywhere
 
 
 def test_init_creates_a_runnable_starter(tmp_path, tether_cli):
     result = tether_cli("init", "proj")
     assert result.exit_code == 0, result
-    chain = tmp_path / "proj" / "chain.yaml"
-    assert chain.exists() and (tmp_path / "proj" / ".tether").is_dir()
-    (tmp_path / "proj" / "data.csv").write_text("a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(20)))
-    ran = tether_cli("run", "chain.yaml", cwd=tmp_path / "proj")
+    project = tmp_path / "proj"
+    assert {p.name for p in project.iterdir()} == {"chain.yaml", "train.py", "data.csv", ".tether"}
+    ran = tether_cli("run", "chain.yaml", cwd=project)
     assert ran.exit_code == 0, ran
+    assert "registered proj v1" in ran.stdout and "passed" in ran.stdout
     again = tether_cli("init", "proj")
     assert again.exit_code == 2 and "already exists" in again.stderr
 
@@ -305,3 +314,16 @@ def test_with_a_signing_key_unsigned_artifacts_are_refused(project, host, monkey
     with pytest.raises(IntegrityError, match="signature that does not match"):
         ws.load_object(features.transform)
     assert not marker.exists()
+
+
+def test_run_exit_code_follows_fail_on(tmp_path, tether_cli):
+    shutil.copytree(EXAMPLE, tmp_path / "churn", ignore=shutil.ignore_patterns(".tether"))
+    project = tmp_path / "churn"
+    gated = tether_cli("run", "chain.yaml", cwd=project)
+    assert gated.exit_code == 1, gated
+    assert "verdict CRITICAL" in gated.stdout  # the summary is printed first
+    (line,) = gated.stderr.strip().splitlines()
+    assert line.startswith("tether: error: stage monitor (monitor mon-") and "--fail-on critical" in line
+    relaxed = tether_cli("run", "chain.yaml", "--fail-on", "never", cwd=project)
+    assert relaxed.exit_code == 0, relaxed
+    assert tether_cli("runs", "ls", cwd=project).stdout.count("succeeded") == 2  # both runs succeeded

@@ -1,27 +1,10 @@
-"""Input checks shared by every reader: column names, declared columns, error messages."""
+"""Checking the columns a snapshot declares: the time column and the key columns."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from tether.errors import DataError, did_you_mean
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (library messages can run to pages)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def check_names(names: list[str], what: str) -> None:
-    """Raise DataError if a column name appears twice."""
-    seen, dupes = set(), []
-    for name in names:
-        if name in seen and name not in dupes:
-            dupes.append(name)
-        seen.add(name)
-    if dupes:
-        raise DataError(f"{what} has duplicate column names: {', '.join(map(repr, dupes))}; rename them")
 
 
 def check_columns(schema, time_column: str | None, key: Iterable[str], what: str) -> None:

@@ -59,9 +59,9 @@ def _open_source(source: str, query: str | None) -> tuple[Any, str]:
 
 def _read_card_file(path: str) -> dict[str, Any]:
     import yaml
+    from tether.plugins.tables import first_line
 
     from .card import declared_card
-    from .checks import first_line
 
     try:
         text = Path(path).read_text(encoding="utf-8")

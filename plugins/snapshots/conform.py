@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tether.errors import DataError
-
-from .checks import check_names, first_line
-from .files import read_csv_batches, read_parquet_batches
+from tether.plugins.tables import check_names, first_line, read_csv_batches, read_parquet_batches
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from tether.errors import ConfigError, DataError, StoreError
 from tether.log import get_logger
 from tether.plugins.local_storage.files import fsync_path
+from tether.plugins.tables import check_names, first_line
 from tether.records import ColumnInfo, DatasetCard, DatasetSnapshot
 
 from .card import ColumnStats, declared_card, time_range
-from .checks import check_columns, check_names, first_line
+from .checks import check_columns
 from .conform import describe_input, iter_input, iter_pieces, storable_schema
 from .fingerprint import Fingerprinter
 from .writer import PARQUET_MEDIA_TYPE, PartWriter

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tether.errors import ConfigError, DataError
-
-from .checks import first_line
+from tether.plugins.tables import first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa

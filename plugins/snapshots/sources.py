@@ -45,7 +45,7 @@ class CsvSource(_DatasetParams, Source):
             raise DataError(f"source file '{path}' not found")
 
     def read(self, *, context) -> Iterator[pa.RecordBatch]:
-        from .files import read_csv_batches
+        from tether.plugins.tables import read_csv_batches
 
         return read_csv_batches(context.resolve_path(self.path), delimiter=self.delimiter,
                                 block_size=self.block_size)
@@ -68,7 +68,7 @@ class ParquetSource(_DatasetParams, Source):
             raise DataError(f"source '{path}' not found")
 
     def read(self, *, context) -> Iterator[pa.RecordBatch]:
-        from .files import read_parquet_batches
+        from tether.plugins.tables import read_parquet_batches
 
         return read_parquet_batches(context.resolve_path(self.path), batch_rows=self.batch_rows)
 

@@ -1,4 +1,10 @@
-"""Reading CSV and Parquet files (or partitioned Parquet folders) as streams of record batches."""
+"""Reading the user's data files: the one CSV and Parquet reader every command uses.
+
+A CSV field is missing (null) when it is empty or one of :data:`CSV_NULL_VALUES`, in text
+columns as in numeric ones, so a table written as CSV and as Parquet reads the same (and
+snapshots to the same id). Parquet files and partitioned (hive) folders are read in path
+order, one row group at a time, never whole.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,37 @@ from typing import TYPE_CHECKING
 
 from tether.errors import DataError
 
-from .checks import check_names, first_line
+#: CSV fields read as missing: an empty field, and the spellings of "not available" that
+#: spreadsheets and pandas write (``NA``, ``N/A``, ``NaN``, ``null``, ``NULL``, ``None``).
+CSV_NULL_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
+CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library messages can run to pages)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def check_names(names: list[str], what: str) -> None:
+    """Raise DataError if a column name appears twice."""
+    seen, dupes = set(), []
+    for name in names:
+        if name in seen and name not in dupes:
+            dupes.append(name)
+        seen.add(name)
+    if dupes:
+        raise DataError(f"{what} has duplicate column names: {', '.join(map(repr, dupes))}; rename them")
+
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 
 def read_csv_batches(path: Path, *, delimiter: str = ",", block_size: int = 16 << 20) -> Iterator[pa.RecordBatch]:
-    """Stream a CSV file in blocks of ``block_size`` bytes (types inferred from the first block)."""
+    """Stream a CSV file in blocks of ``block_size`` bytes (types inferred from the first
+    block); an empty field or one of :data:`CSV_NULL_VALUES` is missing, in text columns too."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -24,9 +53,13 @@ def read_csv_batches(path: Path, *, delimiter: str = ",", block_size: int = 16 <
         raise DataError(f"source file '{path}' not found" if not path.exists() else f"source '{path}' is not a file")
     if path.stat().st_size == 0:
         raise DataError(f"source file '{path}' is empty")
+    if not isinstance(delimiter, str) or len(delimiter) != 1:
+        raise DataError(f"CSV delimiter must be one character, got {delimiter!r}")
     try:
         reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=block_size),
-                                parse_options=pacsv.ParseOptions(delimiter=delimiter))
+                                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                                convert_options=pacsv.ConvertOptions(null_values=list(CSV_NULL_VALUES),
+                                                                     strings_can_be_null=True))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"source file '{path}' cannot be read as CSV: {first_line(exc)}") from None
     check_names(reader.schema.names, f"source file '{path}'")
@@ -104,3 +137,30 @@ def _conform_batch(batch, schema, partition_keys: dict, where: str):
             array = pa.nulls(batch.num_rows, type=field.type)
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def iter_file_batches(path: str | Path, *, batch_rows: int = 128 * 1024) -> Iterator[pa.RecordBatch]:
+    """A CSV file (``.tsv`` tab-separated), a Parquet file or a folder of Parquet files as
+    record batches; errors name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"file '{path}' not found")
+    suffix = path.suffix.lower()
+    if path.is_dir() or suffix in PARQUET_SUFFIXES:
+        yield from read_parquet_batches(path, batch_rows=batch_rows)
+    elif suffix in CSV_SUFFIXES:
+        yield from read_csv_batches(path, delimiter="\t" if suffix == ".tsv" else ",")
+    else:
+        raise DataError(f"file '{path}': unknown format; use a .csv, .tsv or .parquet file (or a Parquet folder)")
+
+
+def read_file_table(path: str | Path, *, columns: list[str] | None = None) -> pa.Table:
+    """A whole CSV/Parquet file (or Parquet folder) as one Arrow table (see :func:`iter_file_batches`)."""
+    import pyarrow as pa
+
+    batches = iter_file_batches(path)
+    first = next(batches, None)
+    if first is None:
+        raise DataError(f"file '{path}' holds no rows")
+    table = pa.Table.from_batches([first, *batches])
+    return table.select(columns) if columns is not None else table
