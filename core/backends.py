@@ -410,6 +410,31 @@ class OnlineStore(Backend):
         raise _abstract(self, "describe")
 
 
+def install_hint(extras: list[str]) -> str:
+    """The command that installs ``extras`` for this installation of tether: from PyPI, or
+    from the folder it was installed from (``pip install -e '<clone>[redis]'`` for a clone)."""
+    import json
+    from importlib import metadata
+
+    wanted = ",".join(sorted(extras))
+    direct: dict[str, Any] = {}
+    for dist in metadata.distributions(name="tether"):  # a source folder's egg-info lacks the file
+        try:
+            direct = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        if direct:
+            break
+    url = direct.get("url", "")
+    if url.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        folder = unquote(urlparse(url).path)
+        editable = "-e " if direct.get("dir_info", {}).get("editable") else ""
+        return f"pip install {editable}'{folder}[{wanted}]'"
+    return f"pip install 'tether[{wanted}]'"
+
+
 def _strict_converter() -> Any:
     """Converter for params: scalars must already have the declared type (YAML gives it)."""
     from .serde import make_converter
@@ -505,8 +530,7 @@ class Backends:
         missing = cls.missing_requirements()
         if missing:
             raise PluginError(
-                f"{kind} plugin '{name}' needs {', '.join(missing)}: "
-                f"pip install 'tether[{cls.extra or name}]'"
+                f"{kind} plugin '{name}' needs {', '.join(missing)}: {install_hint([cls.extra or name])}"
             )
         return cls
 

@@ -25,7 +25,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .backends import Backends
+from .backends import Backends, install_hint
 from .errors import PluginError
 from .log import get_logger
 
@@ -185,7 +185,7 @@ class PluginHost:
                     "hooks": hooks,
                     "backends": sorted(f"{c.kind}:{c.name}" for c in classes),
                     "available": not missing,
-                    "install": (f"pip install 'tether[{','.join(extras)}]'" if missing and extras else None),
+                    "install": install_hint(extras) if missing and extras else None,
                     "missing": missing,
                 }
             )

@@ -22,8 +22,16 @@ Commands that check something (`run` with monitor stages, `drift`, `monitor`) pr
 report, then exit 1 when a verdict reaches `--fail-on` (`critical` by default; `warning` is
 stricter, `never` always exits 0), so CI can gate on them. `tether --debug ...` adds the
 traceback. Commands that print records accept `--json` for machine-readable output. Logs go
-to stderr: human-readable
-on a terminal, JSON lines otherwise (`--log-format`).
+to stderr: human-readable on a terminal, JSON lines otherwise (`--log-format`).
+
+Shell completion (commands, options, choices) comes from click; add one line to your
+shell's start-up file:
+
+```bash
+eval "$(_TETHER_COMPLETE=bash_source tether)"    # ~/.bashrc
+eval "$(_TETHER_COMPLETE=zsh_source tether)"     # ~/.zshrc
+_TETHER_COMPLETE=fish_source tether | source     # ~/.config/fish/completions/tether.fish
+```
 
 """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from tether.errors import ConfigError, PluginError
 from tether.manager import ESSENTIAL_PLUGINS, PluginHost
 from tether.runner import run_chain
 
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 REPO_EXAMPLE = __import__("pathlib").Path(__file__).resolve().parents[1] / "examples" / "tether-weekly-split"
 
 
@@ -124,8 +126,9 @@ def test_backend_missing_its_extra_is_listed_unavailable_with_the_install_comman
     host.register(module, name="tether_vectors_plugin")
     row = next(r for r in host.describe() if r["name"] == "tether_vectors_plugin")
     assert row["available"] is False
-    assert row["install"] == "pip install 'tether[rag]'"
-    with pytest.raises(PluginError, match=r"needs surely_not_installed_module_xyz: pip install 'tether\[rag\]'"):
+    # installed from this clone (editable), so the hint installs the extra from the clone
+    assert row["install"] == f"pip install -e '{REPO}[rag]'"
+    with pytest.raises(PluginError, match=rf"needs surely_not_installed_module_xyz: pip install -e '{REPO}\[rag\]'"):
         host.backends.get("source", "vectors")
 
 
@@ -406,9 +409,14 @@ def test_stage_hooks_receive_the_records_the_chain_wires(churn_run):
 @pytest.fixture(scope="module")
 def weekly_site(tmp_path_factory):
     """The documented example plugin, pip-installed into its own folder."""
-    site = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(REPO_EXAMPLE)], check=True, capture_output=True)
+    site, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "tether-weekly-split"
+    shutil.copytree(REPO_EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    # the guide's own test beside the module, as a plugin author keeps it: must not break the build
+    (source / "test_tether_weekly_split.py").write_text("def test_nothing_here():\n    assert True\n")
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                           "--target", str(site), str(source)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert not (site / "test_tether_weekly_split.py").exists()
     return site
 
 

@@ -51,3 +51,9 @@ def test_runs_ls_of_a_workspace_with_runs_imports_no_data_library(tmp_path, teth
     assert "succeeded" in listed.stdout and "mini" in listed.stdout
     names = imported_modules(["runs", "ls"], tmp_path)
     assert not names & HEAVY, f"tether runs ls imported {sorted(names & HEAVY)}"
+
+
+def test_shell_completion_completes_plugin_commands(tmp_path, tether_cli):
+    result = tether_cli(env={"_TETHER_COMPLETE": "bash_complete", "COMP_WORDS": "tether sna", "COMP_CWORD": "1"})
+    assert result.exit_code == 0, result
+    assert result.stdout.split() == ["plain,snapshots"]
