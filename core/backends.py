@@ -93,6 +93,10 @@ class Storage(Backend):
     file already checked, for memory-mapped reads) and, for ``tether verify --gc``,
     ``iter_keys()``, ``digest_of_key(key)``, ``digest_in_key(key)``, ``age_of(key)``
     (seconds since written), ``delete(key)``, ``iter_temp()`` and ``delete_temp(name)``.
+    A storage that lets gc run beside writers also has ``gc_lock()`` (a context manager gc
+    holds while it marks and sweeps), ``leased()`` (the object keys and temp names live
+    writers hold) and ``release(keys)``, which the runner calls once the record
+    referencing those objects is committed (see docs/storage.md).
     """
 
     kind = "storage"

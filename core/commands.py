@@ -4,8 +4,6 @@ A plugin adds subcommands through the ``tether_add_commands`` hook and builds th
 click plus these helpers, never by importing :mod:`tether.cli`::
 
     import click
-
-from .errors import CheckFailed
     from tether.commands import emit, json_option, open_workspace, workspace_option
 
     @click.command()

@@ -16,9 +16,18 @@ class TetherError(Exception):
 
 
 class ConfigError(TetherError):
-    """A chain config or a parameter is invalid; the message names the key path."""
+    """A chain config or a parameter is invalid; the message names the key path.
+
+    A backend's validator may pass ``key`` (the parameter, ``sketch_size`` or
+    ``tests.price``) instead of writing it into the message: the error of a chain then
+    names the whole path, ``stages[3].params.drift.sketch_size: must be at least 2``.
+    """
 
     exit_code = 2
+
+    def __init__(self, message: str = "", *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class PluginError(TetherError):

@@ -32,6 +32,23 @@ def record(kind: str, schema_version: int = 1):
     return wrap
 
 
+def object_refs(value: Any) -> list[ObjectRef]:
+    """Every :class:`ObjectRef` a record (or any nested value) holds, in field order."""
+    out: list[ObjectRef] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, ObjectRef):
+            out.append(item)
+        elif attrs.has(type(item)):
+            pending.extend(getattr(item, f.name) for f in reversed(attrs.fields(type(item))))
+        elif isinstance(item, dict):
+            pending.extend(reversed(list(item.values())))
+        elif isinstance(item, (list, tuple)):
+            pending.extend(reversed(item))
+    return out
+
+
 def new_id(prefix: str) -> str:
     """A fresh random id such as ``run-3f2a9c0d1b4e5f60``."""
     return f"{prefix}-{uuid.uuid4().hex[:16]}"

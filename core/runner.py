@@ -23,7 +23,7 @@ from .errors import ConfigError, StageError, TetherError
 from .lifecycle import STAGES, call_stage
 from .liveness import mark_crashed, this_process
 from .log import get_logger, redact
-from .records import RECORD_KINDS, Run, StageRun, TrainedModel, new_id, utcnow
+from .records import RECORD_KINDS, Run, StageRun, TrainedModel, new_id, object_refs, utcnow
 from .reuse import REUSABLE, EarlierRuns, StageKey, stage_key
 from .workspace import Workspace
 
@@ -150,6 +150,7 @@ class Runner:
                                 else "reads its source" if stage.stage == "snapshot" else "always runs")
             record, parents = self._run_stage(stage, func, inputs, hook, context)
             self.workspace.store.put(record, parents=parents, run_id=context.run.id)
+            _release_objects(self.workspace.storage, record)
         except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised by run()
             error = redact(f"{stage.where} ({stage.id}): {_one_line(exc)}")
             context.log.error("stage failed", error=error)
@@ -231,6 +232,14 @@ class Runner:
         return TrainedModel(id=TrainedModel.id_for(artifact), artifact=artifact, framework=module,
                             estimator=type(result).__qualname__, feature_set_id=features.id if features else None,
                             params=params, step=stage.step)
+
+
+def _release_objects(storage: Any, record: Any) -> None:
+    """The record referencing its objects is committed: a storage that protects objects of
+    writers in progress from gc (``release``, optional) may let go of them."""
+    release = getattr(storage, "release", None)
+    if callable(release):
+        release([ref.key for ref in object_refs(record)])
 
 
 def _stage_run(stage: StageConfig, status: str, **fields: Any) -> StageRun:

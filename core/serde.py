@@ -100,6 +100,9 @@ def structure_problems(exc: BaseException, path: str = "") -> list[tuple[str, st
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         return [(path, f"unknown parameter {', '.join(repr(k) for k in sorted(exc.extra_fields))}")]
     if not isinstance(exc, cattrs.BaseValidationError):
+        key = getattr(exc, "key", None)  # a ConfigError raised by a validator, naming its parameter
+        if key:
+            path = path + key if key.startswith("[") else ".".join(p for p in (path, key) if p)
         return [(path, str(exc))]
     problems: list[tuple[str, str]] = []
     for sub in exc.exceptions:

@@ -19,6 +19,8 @@ from tether.errors import DataError
 CSV_NULL_VALUES = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt", ".gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Parquet files are read through a buffer of this size (memory stays bounded by the batch size).
+READ_BUFFER = 4 << 20
 
 
 def first_line(exc: BaseException) -> str:
@@ -92,11 +94,12 @@ def read_parquet_batches(path: Path, *, batch_rows: int = 128 * 1024,
     for fragment in fragments:
         keys = ds.get_partition_keys(fragment.partition_expression) if fragment.partition_expression is not None else {}
         try:
-            with pq.ParquetFile(fragment.path) as pf:
+            # buffered, not pre-buffered: pre-buffering holds a whole row group (of any size) in memory
+            with pq.ParquetFile(fragment.path, pre_buffer=False, buffer_size=READ_BUFFER) as pf:
                 file_columns = [n for n in schema.names if n in pf.schema_arrow.names]
                 for batch in pf.iter_batches(batch_size=batch_rows, columns=file_columns, use_pandas_metadata=False):
                     if batch.num_rows:
-                        yield _conform_batch(batch, schema, keys, fragment.path)
+                        yield _conform_batch(batch, schema, keys, fragment.path, dataset.files[0])
         except (pa.ArrowInvalid, OSError) as exc:
             raise DataError(f"source '{fragment.path}' cannot be read as Parquet: {first_line(exc)}") from None
 
@@ -117,7 +120,20 @@ def _open_dataset(path: Path):
     return dataset
 
 
-def _conform_batch(batch, schema, partition_keys: dict, where: str):
+def _check_zone(name: str, have, want, where: str, origin: str) -> None:
+    """Timestamps with a time zone and without one do not mix: a cast would invent or drop
+    the zone. (Zone-aware values in another zone are the same instants and convert.)"""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(have) and pa.types.is_timestamp(want) and (have.tz is None) != (want.tz is None):
+        def kind(t):
+            return f"time zone {t.tz}" if t.tz else "no time zone"
+
+        raise DataError(f"source '{where}': column '{name}' has timestamps with {kind(have)}, but '{origin}' "
+                        f"has {kind(want)}; write every file of the folder the same way")
+
+
+def _conform_batch(batch, schema, partition_keys: dict, where: str, origin: str = ""):
     """A file's batch in the dataset's schema: partition columns added, missing ones null."""
     import pyarrow as pa
 
@@ -125,6 +141,7 @@ def _conform_batch(batch, schema, partition_keys: dict, where: str):
     for field in schema:
         if field.name in batch.schema.names:
             array = batch.column(field.name)
+            _check_zone(field.name, array.type, field.type, where, origin)
             if array.type != field.type:
                 try:
                     array = array.cast(field.type)
@@ -141,26 +158,42 @@ def _conform_batch(batch, schema, partition_keys: dict, where: str):
 
 def iter_file_batches(path: str | Path, *, batch_rows: int = 128 * 1024) -> Iterator[pa.RecordBatch]:
     """A CSV file (``.tsv`` tab-separated), a Parquet file or a folder of Parquet files as
-    record batches; errors name the file."""
+    record batches; errors name the file. A file with a header but no rows gives one empty
+    batch, so its columns are still known."""
+    import pyarrow as pa
+
     path = Path(path)
     if not path.exists():
         raise DataError(f"file '{path}' not found")
     suffix = path.suffix.lower()
     if path.is_dir() or suffix in PARQUET_SUFFIXES:
-        yield from read_parquet_batches(path, batch_rows=batch_rows)
+        batches = read_parquet_batches(path, batch_rows=batch_rows)
     elif suffix in CSV_SUFFIXES:
-        yield from read_csv_batches(path, delimiter="\t" if suffix == ".tsv" else ",")
+        batches = read_csv_batches(path, delimiter="\t" if suffix == ".tsv" else ",")
     else:
         raise DataError(f"file '{path}': unknown format; use a .csv, .tsv or .parquet file (or a Parquet folder)")
+    schema = None
+    for batch in batches:
+        schema = batch.schema
+        yield batch
+    if schema is None:
+        yield pa.RecordBatch.from_pylist([], schema=_file_schema(path))
+
+
+def _file_schema(path: Path):
+    """The columns of a CSV/Parquet file that holds no rows."""
+    import pyarrow.csv as pacsv
+
+    if path.is_dir() or path.suffix.lower() in PARQUET_SUFFIXES:
+        return _open_dataset(path).schema
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    return pacsv.open_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter)).schema
 
 
 def read_file_table(path: str | Path, *, columns: list[str] | None = None) -> pa.Table:
-    """A whole CSV/Parquet file (or Parquet folder) as one Arrow table (see :func:`iter_file_batches`)."""
+    """A whole CSV/Parquet file (or Parquet folder) as one Arrow table (see
+    :func:`iter_file_batches`); a file with no rows gives an empty table with its columns."""
     import pyarrow as pa
 
-    batches = iter_file_batches(path)
-    first = next(batches, None)
-    if first is None:
-        raise DataError(f"file '{path}' holds no rows")
-    table = pa.Table.from_batches([first, *batches])
+    table = pa.Table.from_batches(list(iter_file_batches(path)))
     return table.select(columns) if columns is not None else table

@@ -207,3 +207,55 @@ def test_roll_back_action_calls_the_deployment_plugin(host):
     assert report.details["rollback"]["status"] == "rolled_back"
     assert report.details["rollback"]["deployment"] == "deploy-1-previous"
     assert RecordingRollback.calls == [("deploy-1", "drift.column.score = 1 (>= 1)")]
+
+
+# --- sinks and rollback are checked before anything runs ---------------------------------------
+
+ALERT_CHAIN = """\
+version: 1
+name: watch
+workspace: .tether
+stages:
+  - {{stage: snapshot, id: ref, plugin: csv, params: {{path: data.csv, dataset: d}}}}
+  - stage: monitor
+    plugin: drift
+    inputs: {{reference: ref, current: ref}}
+    params: {{alerts: {alerts}}}
+"""
+
+
+@pytest.mark.parametrize("alerts,message", [
+    ("{sinks: [{plugin: slack}]}", "stages[1].params.alerts.sinks[0].plugin: unknown alert_sink plugin 'slack'"),
+    ("{sinks: [{plugin: log}, {plugin: file}]}",
+     "stages[1].params.alerts.sinks[1].params: missing required parameter path"),
+    ("{sinks: [{plugin: webhook, params: {url: 'ftp://x'}}]}",
+     "stages[1].params.alerts.sinks[0].params.url: must start with http:// or https://"),
+    ("{sinks: [{plugin: webhook, params: {url: 'http://x', timeout: 0}}]}",
+     "stages[1].params.alerts.sinks[0].params.timeout: must be above 0"),
+    ("{rollback: {plugin: nope}}", "stages[1].params.alerts.rollback.plugin: unknown rollback plugin 'nope'"),
+    ("{sinks: [{plugin: log, colour: red}]}", "stages[1].params.alerts.sinks[0]: unknown key 'colour'"),
+])
+def test_bad_sinks_and_rollback_fail_before_the_run_and_lose_nothing(tmp_path, tether_cli, alerts, message):
+    pd.DataFrame({"a": np.arange(50.0)}).to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "chain.yaml").write_text(ALERT_CHAIN.format(alerts=alerts))
+    res = tether_cli("run", "chain.yaml")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res
+    assert '"run-' not in tether_cli("runs", "ls", "--json").stdout  # no run recorded
+
+
+def test_cli_monitor_checks_sinks_before_reading_data(tmp_path, tether_cli):
+    pd.DataFrame({"a": np.arange(50.0)}).to_csv(tmp_path / "ref.csv", index=False)
+    (tmp_path / "m.yaml").write_text("alerts: {sinks: [{plugin: file, params: {path: a.jsonl, mode: x}}]}\n")
+    res = tether_cli("monitor", "missing.csv", "-r", "ref.csv", "-c", "m.yaml")
+    assert res.exit_code == 2 and "alerts.sinks[0].params: unknown parameter 'mode'" in res.stderr, res
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"critical_share": -5}, "critical_share: a share must be in [0, 1], got -5"),
+    ({"warn_share": 1.5}, "warn_share: a share must be in [0, 1], got 1.5"),
+    ({"warn_share": 0.6, "critical_share": 0.5}, "warn_share: must be at most critical_share (0.5), got 0.6"),
+])
+def test_alert_shares_are_checked(host, params, message):
+    with pytest.raises(ConfigError) as err:
+        host.backends.create("monitor", "drift", {"alerts": params}, where="m")
+    assert f"m.params.alerts.{message}" in str(err.value)

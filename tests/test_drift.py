@@ -321,3 +321,25 @@ def test_an_empty_csv_column_is_missing_not_retyped(host, tmp_path):
     assert [x.column for x in results] == ["a"]
     checks = {f.check for f in findings + hf}
     assert {"drift.no_values", "missing.all"} <= checks and "schema.retyped" not in checks
+
+
+@pytest.mark.parametrize("name,params,message", [
+    ("ks", {"threshold": 0}, "threshold: a p-value threshold must be in (0, 1), got 0"),
+    ("chi2", {"threshold": 1.0}, "threshold: a p-value threshold must be in (0, 1), got 1"),
+    ("anderson", {"threshold": -0.1}, "threshold: a p-value threshold must be in (0, 1)"),
+    ("wasserstein", {"threshold": -1}, "threshold: must be above 0, got -1"),
+    ("psi", {"bins": 1}, "bins: must be at least 2, got 1"),
+    ("psi", {"eps": 0}, "eps: must be above 0"),
+    ("jensenshannon", {"bins": 0}, "bins: must be at least 1, got 0"),
+    ("wasserstein", {"min_std": 0}, "min_std: must be above 0"),
+    ("anderson", {"max_sample": 1}, "max_sample: must be at least 2"),
+    ("domain_classifier", {"cv": 1}, "cv: must be at least 2"),
+    ("domain_classifier", {"sample_rows": 0}, "sample_rows: must be at least 2"),
+    ("domain_classifier", {"threshold": 1.5}, "threshold: must be in (0, 1]"),
+])
+def test_out_of_range_test_params_are_config_errors_naming_the_key(host, name, params, message):
+    from tether.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        host.backends.create("drift", name, params, where="stages[2].params.drift.test_params." + name)
+    assert f"stages[2].params.drift.test_params.{name}.params.{message}" in str(err.value)

@@ -235,7 +235,7 @@ def churn(tmp_path):
 
 
 def test_example_chain_monitors_inputs_and_predictions(churn, tether_cli):
-    res = tether_cli("run", "chain.yaml", "--json", cwd=churn)
+    res = tether_cli("run", "chain.yaml", "--json", "--fail-on", "never", cwd=churn)
     assert res.exit_code == 0, res
     out = json.loads(res.stdout)["outputs"]
     drift = out["monitor"]["data"]
@@ -246,8 +246,11 @@ def test_example_chain_monitors_inputs_and_predictions(churn, tether_cli):
     assert (churn / ".tether" / "reports" / "drift.html").is_file()
     preds = out["predictions"]["data"]["details"]["model"]
     assert 0.5 < preds["estimated"]["roc_auc"] < 1 and preds["reference_metrics"]["roc_auc"] > 0.7
-    # a second run reuses the stored reference profile
-    again = json.loads(tether_cli("run", "chain.yaml", "--json", cwd=churn).stdout)["outputs"]
+    assert drift["verdict"] == "critical"
+    # a second run reuses the stored reference profile; by default a critical verdict exits 1
+    res = tether_cli("run", "chain.yaml", "--json", cwd=churn)
+    assert res.exit_code == 1 and "stage monitor" in res.stderr and "verdict CRITICAL" in res.stderr, res
+    again = json.loads(res.stdout)["outputs"]
     assert again["monitor"]["data"]["profile_id"] == drift["profile_id"]
 
 
@@ -326,7 +329,7 @@ def test_cli_profile_then_monitor_with_exit_codes(tmp_path, tether_cli):
     res = tether_cli("monitor", cur, "--reference", "orders", "--config", "bad.yaml")
     assert res.exit_code == 2 and "severity: 'fatal' is not one of info, warning, critical" in res.stderr, res
     res = tether_cli("monitor", cur, "--reference", "nope")
-    assert res.exit_code == 2 and "'nope' is neither a file, a snapshot id or a profile" in res.stderr, res
+    assert res.exit_code == 2 and "'nope' is neither a file, a stored profile nor a snapshot" in res.stderr, res
 
 
 def test_cli_drift_accepts_snapshot_ids_and_stored_profiles(tmp_path, workspace, tether_cli):
@@ -409,3 +412,198 @@ def test_cli_monitor_weekly_windows_and_html_trend(tmp_path, tether_cli):
     assert [t["drifted"] for t in trend] == [[], [], ["price"]]
     assert 'class="trend-point"' not in (tmp_path / "weekly.html").read_text()  # drawn by the page, not stored
     assert '"windows": [{' in (tmp_path / "weekly.html").read_text()
+
+
+# --- config mistakes, references, exit codes, text output ---------------------------------------
+
+MONITOR_CHAIN = """\
+version: 1
+name: watch
+workspace: .tether
+stages:
+  - {{stage: snapshot, id: ref, plugin: csv, params: {{path: ref.csv, dataset: orders}}}}
+  - stage: monitor
+    plugin: drift
+    inputs: {{reference: ref}}
+    params: {params}
+"""
+
+
+def write_chain(tmp_path, params: str) -> str:
+    write_pair(tmp_path)
+    (tmp_path / "chain.yaml").write_text(MONITOR_CHAIN.format(params=params))
+    return "chain.yaml"
+
+
+@pytest.mark.parametrize("params,message", [
+    ("{drift: {sketch_size: 0}}", "stages[1].params.drift.sketch_size: must be at least 2, got 0"),
+    ("{drift: {max_categories: -1}}", "stages[1].params.drift.max_categories: must be at least 1"),
+    ("{drift: {sample_rows: -5}}", "stages[1].params.drift.sample_rows: must be at least 0"),
+    ("{alerts: {critical_share: -5}}", "stages[1].params.alerts.critical_share: a share must be in [0, 1]"),
+    ("{alerts: {warn_share: 0.6, critical_share: 0.4}}",
+     "stages[1].params.alerts.warn_share: must be at most critical_share (0.4), got 0.6"),
+    ("{workers: 0}", "stages[1].params.workers: must be at least 1, got 0"),
+    ("{health: {volume_change: -1}}", "stages[1].params.health.volume_change: must be at least 0"),
+    ("{health: {missing_change: 2}}", "stages[1].params.health.missing_change: a share must be in [0, 1]"),
+    ("{health: {expected_rows: 0}}", "stages[1].params.health.expected_rows: must be at least 1"),
+    ("{health: {max_lag_hours: -3}}", "stages[1].params.health.max_lag_hours: must be above 0"),
+    ("{model: {score: s, threshold: 1.5}}", "stages[1].params.model.threshold: must be in [0, 1]"),
+    ("{windows: {profile_name: 'a/b'}}", "stages[1].params.windows.profile_name: the profile name 'a/b'"),
+    ("{windows: {every: hourly}}", "stages[1].params.windows.every: 'hourly' is not one of none, daily, weekly"),
+    ("{alerts: {sinks: [file]}}", "stages[1].params.alerts.sinks[0]: expected a mapping {plugin, params}"),
+    ("{drift: {tests: {price: 3}}}", "stages[1].params.drift.tests.price: expected a test name or a list"),
+])
+def test_bad_monitor_params_fail_when_the_chain_is_validated(tmp_path, host, params, message):
+    from tether.config import load_chain
+    from tether.errors import ConfigError
+
+    write_chain(tmp_path, params)
+    with pytest.raises(ConfigError) as err:
+        load_chain(tmp_path / "chain.yaml", host)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("params,message", [
+    ("{windows: {current: {plugin: file, params: {path: cur.parquet, batch_rows: 0}}}}",
+     "stages[1].params.windows.current.params.batch_rows: must be at least 1, got 0"),
+    ("{windows: {current: {plugin: nope}}}", "stages[1].params.windows.current.plugin: unknown window plugin 'nope'"),
+    ("{drift: {test_params: {ks: {threshold: 1.5}}}}",
+     "stages[1].params.drift.test_params.ks.threshold: a p-value threshold must be in (0, 1)"),
+    ("{drift: {tests: {price: nope}}}", "stages[1].params.drift.tests.price: unknown drift plugin 'nope'"),
+])
+def test_window_sources_and_tests_are_checked_before_the_run(tmp_path, tether_cli, params, message):
+    chain = write_chain(tmp_path, params)
+    res = tether_cli("run", chain)
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res
+    assert tether_cli("runs", "ls", "--json").stdout.count('"run-') == 0  # nothing recorded
+
+
+def test_batch_rows_of_window_sources_must_be_positive(host):
+    from tether.errors import ConfigError
+
+    for plugin, params in (("file", {"path": "x.csv"}), ("snapshot", {"snapshot": "s"}), ("deployment", {})):
+        with pytest.raises(ConfigError, match=r"w\.params\.batch_rows: must be at least 1, got 0"):
+            host.backends.create("window", plugin, {**params, "batch_rows": 0}, where="w")
+
+
+def test_monitor_columns_missing_from_the_data_are_an_error_not_ok(tmp_path, host, tether_cli):
+    from tether.errors import DataError
+
+    ref, cur = table(data(500, 60)), table(data(500, 61))
+    with pytest.raises(DataError, match="columns: 'prise' is in neither the reference nor the current window"):
+        DriftMonitor(columns=("prise",)).check(reference=profile_batches([ref]), current_batches=[cur],
+                                               context=RunContext(host=host, workspace=None), reference_id="r",
+                                               current_id="c", send=False, launch=False)
+    gone = DriftMonitor(columns=("price", "extra")).check(  # in the reference only: a finding, critical
+        reference=profile_batches([ref.append_column("extra", pa.array(np.ones(500)))]),
+        current_batches=[cur], context=RunContext(host=host, workspace=None), reference_id="r", current_id="c",
+        send=False, launch=False)
+    assert gone.verdict == "critical" and "schema.removed" in {f.check for f in gone.findings}
+    write_pair(tmp_path)
+    (tmp_path / "cols.yaml").write_text("columns: [price, prise]\n")
+    res = tether_cli("monitor", "cur.parquet", "-r", "ref.csv", "-c", "cols.yaml")
+    assert res.exit_code == 2 and "columns: 'prise' is in neither the reference" in res.stderr, res
+    assert "verdict" not in res.stdout
+
+
+def test_cli_profile_rejects_an_empty_name(tmp_path, tether_cli):
+    write_pair(tmp_path)
+    res = tether_cli("profile", "ref.csv", "-n", "")
+    assert res.exit_code == 2 and "--name: the profile name must be a non-empty string" in res.stderr, res
+    res = tether_cli("profile", "ref.csv", "-n", "../up")
+    assert res.exit_code == 2 and "--name: the profile name '../up'" in res.stderr, res
+
+
+def test_cli_drift_on_duplicate_column_names_is_one_line(tmp_path, tether_cli):
+    (tmp_path / "dup.csv").write_text("a,a,b\n1,2,x\n3,4,y\n")
+    res = tether_cli("drift", "dup.csv", "dup.csv")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1, res
+    assert "duplicate column names: 'a'" in res.stderr and "internal error" not in res.stderr
+
+
+def test_file_windows_read_csv_like_every_other_command(tmp_path, host):
+    from tether.plugins.monitoring.windows import FileWindow
+
+    (tmp_path / "w.csv").write_text("price,kind\n1.5,a\n2.5,NA\n,\n4.0,b\n")
+    (tmp_path / "w.tsv").write_text("price\tkind\n1.5\ta\n2.5\tNA\n")
+    prof = profile_batches(FileWindow(path=str(tmp_path / "w.csv")).batches(context=None))
+    assert prof.columns["kind"].missing == 2 and prof.columns["price"].missing == 1  # "NA" and "" are missing
+    assert profile_batches(file_batches(tmp_path / "w.tsv")).columns["kind"].missing == 1
+    (tmp_path / "w.xlsx").write_bytes(b"PK")
+    from tether.errors import DataError
+
+    with pytest.raises(DataError, match="unknown format"):
+        list(FileWindow(path=str(tmp_path / "w.xlsx")).batches(context=None))
+
+
+def test_cli_references_resolve_like_the_snapshot_commands(tmp_path, workspace, tether_cli):
+    from tether.plugins.snapshots.create import take_snapshot
+
+    _, cur = write_pair(tmp_path)
+    snaps = []
+    for seed in (20, 23):
+        snap = take_snapshot(table(data(3_000, seed)), name="orders", source="test", workspace=workspace,
+                             time_column="ts")
+        workspace.store.put(snap)
+        snaps.append(snap)
+    workspace.close()
+    ws = ["-w", workspace.root, "--json", "--fail-on", "never"]
+    for ref, snap in (("orders@1", snaps[0]), ("orders", snaps[1]), (snaps[0].id[:12], snaps[0])):
+        res = tether_cli("drift", ref, cur, *ws)
+        assert res.exit_code == 0, res
+        assert json.loads(res.stdout)["data"]["reference_id"] == f"snapshot:{snap.id}"
+    res = tether_cli("monitor", cur, "-r", "orders@v1", *ws)
+    assert json.loads(res.stdout)["data"]["reference_id"] == f"snapshot:{snaps[0].id}", res
+    made = tether_cli("profile", "orders@1", "-n", "base", "-w", workspace.root, "--json")
+    prof = json.loads(made.stdout)["data"]
+    assert made.exit_code == 0 and prof["snapshot_id"] == snaps[0].id, made
+    res = tether_cli("drift", prof["id"][:12], cur, *ws)
+    assert json.loads(res.stdout)["data"]["profile_id"] == prof["id"], res
+    res = tether_cli("drift", "nope", cur, "-w", workspace.root)
+    assert res.exit_code == 2 and "'nope' is neither a file, a stored profile nor a snapshot" in res.stderr, res
+    res = tether_cli("drift", "ref.csv", "nope", "-w", workspace.root)
+    assert res.exit_code == 2 and "'nope' is neither a file nor a snapshot" in res.stderr, res
+    res = tether_cli("drift", "orders@9", cur, "-w", workspace.root)
+    assert res.exit_code == 2 and "'orders' has no version 9 (versions: 1, 2)" in res.stderr, res
+
+
+def critical_pair(tmp_path):
+    ref = data(2_000, 70)
+    cur = data(2_000, 71, shift=15.0)
+    cur["kind"] = np.random.default_rng(1).choice(["c", "d"], 2_000)
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    cur.to_csv(tmp_path / "cur.csv", index=False)
+
+
+@pytest.mark.parametrize("command", [("drift", "ref.csv", "cur.csv"), ("monitor", "cur.csv", "-r", "ref.csv")])
+def test_cli_exit_codes_follow_fail_on(tmp_path, tether_cli, command):
+    critical_pair(tmp_path)
+    res = tether_cli(*command)
+    assert res.exit_code == 1, res
+    assert "verdict: CRITICAL" in res.stdout and "verdict CRITICAL (--fail-on critical" in res.stderr
+    assert res.stderr.startswith("tether: error: ") and res.stderr.count("\n") == 1
+    assert tether_cli(*command, "--fail-on", "never").exit_code == 0
+    write_pair(tmp_path)  # only price drifted: a warning
+    warn = (command[0], *[{"cur.csv": "cur.parquet"}.get(a, a) for a in command[1:]])
+    res = tether_cli(*warn, "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["data"]["verdict"] == "warning", res
+    assert tether_cli(*warn, "--fail-on", "warning").exit_code == 1
+
+
+def test_cli_text_output_is_aligned_and_shows_the_window_trend(tmp_path, tether_cli):
+    ref = data(4_000, 50, start="2026-01-05", days=14)
+    weeks = [data(1_500, 51 + w, start=f"2026-02-{2 + 7 * w:02d}", days=7, shift=12.0 * (w == 2)) for w in range(3)]
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    pq.write_table(table(pd.concat(weeks, ignore_index=True)), tmp_path / "cur.parquet")
+    res = tether_cli("monitor", "cur.parquet", "-r", "ref.csv", "--time-column", "ts", "--window", "weekly",
+                     "--fail-on", "never")
+    assert res.exit_code == 0, res
+    out = res.stdout
+    for label in ("2026-02-02 (week)", "2026-02-09 (week)", "2026-02-16 (week)"):
+        assert label in out
+    trend = [line for line in out.splitlines() if "(week)" in line]
+    assert "price" in trend[2] and "price" not in trend[0]
+    assert "['" not in out and "{" not in out and "None" not in out  # no Python reprs
+    rows = [line for line in out.splitlines() if line.strip().split(" ")[0] in ("price", "qty", "kind")]
+    ends = {line.index("DRIFT") if "DRIFT" in line else line.rindex("ok") for line in rows}
+    assert len(rows) == 3 and len(ends) == 1  # the drift column lines up

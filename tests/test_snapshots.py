@@ -317,6 +317,62 @@ def test_failing_sql_and_mixed_sql_types_are_clear(tmp_path, workspace, context)
     assert_nothing_written(workspace)
 
 
+def test_sqlite_source_is_read_only_and_runs_one_statement(tmp_path, context):
+    from tether.plugins.snapshots.sources import SqlSource
+
+    db = tmp_path / "db.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (v)")
+        conn.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+    for query in ("DELETE FROM t RETURNING v", "SELECT v FROM t; DELETE FROM t"):
+        with pytest.raises(DataError, match="sql source: query failed on 'db.sqlite'"):
+            list(SqlSource(url=f"sqlite:///{db}", query=query).read(context=context))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+
+
+def pg_url() -> str:
+    from conftest import require_server
+
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    psycopg = pytest.importorskip("psycopg")
+    for user in ("postgres", "root"):
+        candidate = f"postgresql://{user}@127.0.0.1:5432/test"
+        try:
+            psycopg.connect(candidate, connect_timeout=5).close()
+            return candidate
+        except psycopg.Error:
+            continue
+    pytest.fail("PostgreSQL is up but neither user postgres nor root can connect to database test")
+
+
+@pytest.mark.postgres
+def test_postgres_source_runs_its_query_read_only(tmp_path):
+    import psycopg
+    from tether.plugins.snapshots.sources import SqlSource
+
+    url = pg_url()
+    table, func = f"tether_ro_{os.getpid()}", f"tether_ro_wipe_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (id int)")
+        conn.execute(f"INSERT INTO {table} SELECT generate_series(1, 10)")
+        conn.execute(f"CREATE OR REPLACE FUNCTION {func}() RETURNS int LANGUAGE plpgsql AS "
+                     f"$$ BEGIN DELETE FROM {table}; RETURN 1; END $$")
+    try:
+        for query in (f"SELECT {func}()", f"SELECT 1; DELETE FROM {table}", f"DELETE FROM {table} RETURNING id"):
+            with pytest.raises(DataError, match="sql source: query failed on PostgreSQL"):
+                list(SqlSource(url=url, query=query).read(context=None))
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (10,)
+        rows = list(SqlSource(url=url, query=f"SELECT id FROM {table} ORDER BY id").read(context=None))
+        assert sum(b.num_rows for b in rows) == 10
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP FUNCTION IF EXISTS {func}()")
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+
 def test_unwritable_storage_root_fails_before_reading(tmp_path, host):
     from tether.config import BackendConfig
     from tether.workspace import Workspace
@@ -358,13 +414,80 @@ def test_verify_deep_recomputes_the_data_fingerprint(workspace):
     import attrs
 
     snap = create_snapshot(make_frame(), name="t", workspace=workspace)
+    other = create_snapshot(make_frame(seed=1), name="u", workspace=workspace)
     assert verify_workspace(workspace, deep=True)["ok"]
-    # a record whose fingerprint does not describe its (intact) objects is caught only by --deep
-    workspace.store.put(attrs.evolve(snap, fingerprint="xxh3_128:" + "0" * 32), replace=True)
+    # a record pointing at other intact objects than its fingerprint describes is caught only by --deep
+    workspace.store.put(attrs.evolve(snap, objects=other.objects, object_rows=other.object_rows), replace=True)
     assert verify_workspace(workspace)["ok"]
     report = verify_workspace(workspace, deep=True)
     assert not report["ok"] and report["fingerprint_mismatch"][0]["snapshot"] == snap.id
-    assert report["fingerprint_mismatch"][0]["actual"] == snap.fingerprint
+    assert report["fingerprint_mismatch"][0]["actual"] == other.fingerprint
+    # a fingerprint that is not the one the id was derived from: the record was altered
+    workspace.store.put(attrs.evolve(snap, fingerprint="xxh3_128:" + "0" * 32), replace=True)
+    report = verify_workspace(workspace)
+    assert not report["ok"] and report["altered"] == [{"record": snap.id, "kind": "snapshot",
+                                                       "expected": "snap-" + "0" * 24}]
+
+
+CHAIN = """\
+version: 1
+name: mini
+stages:
+  - stage: snapshot
+    id: customers
+    plugin: python
+    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
+             kwargs: {rows: 2000}}
+  - stage: split
+    plugin: time
+    params: {time_column: event_ts}
+  - stage: featurize
+    params: {label: churned, numeric: [tenure_months, monthly_charges], categorical: [contract]}
+  - {step: "churn.train:fit"}
+"""
+
+
+def _repoint(db, record_id: str, field: str, ref) -> None:
+    """Rewrite one artifact reference inside a stored record, as a store writer could."""
+    from tether import serde
+
+    with sqlite3.connect(db) as conn:
+        (body,) = conn.execute("SELECT body FROM records WHERE id = ?", (record_id,)).fetchone()
+        envelope = json.loads(body)
+        envelope["data"][field] = serde.converter.unstructure(ref)
+        conn.execute("UPDATE records SET body = ? WHERE id = ?", (json.dumps(envelope), record_id))
+
+
+@pytest.mark.slow
+def test_verify_reports_model_and_feature_records_whose_ids_do_not_match_their_artifacts(tmp_path, host,
+                                                                                      tether_cli):
+    import shutil
+    from pathlib import Path
+
+    from tether.config import load_chain
+    from tether.runner import run_chain
+    from tether.workspace import Workspace
+
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "churn" / "churn", tmp_path / "churn")
+    (tmp_path / "chain.yaml").write_text(CHAIN)
+    chain = load_chain(tmp_path / "chain.yaml", host)
+    _, outputs = run_chain(chain, host)
+    model, features = outputs["fit"], outputs["featurize"]
+    ws = Workspace.for_chain(chain, host)
+    assert verify_workspace(ws)["ok"]
+    other = ws.storage.put_bytes(b"other bytes, intact in storage", suffix=".pkl")
+    db = tmp_path / ".tether" / "tether.db"
+    _repoint(db, model.id, "artifact", other)
+    _repoint(db, features.id, "transform", other)
+    report = verify_workspace(ws)
+    assert not report["ok"] and report["changed"] == [] and report["missing"] == []
+    assert sorted((a["record"], a["kind"]) for a in report["altered"]) == sorted(
+        [(model.id, "model"), (features.id, "features")])
+    cli = tether_cli("verify", "-w", tmp_path / ".tether")
+    assert cli.exit_code != 0 and "Traceback" not in cli.stderr
+    assert f"ALTERED  record {model.id} (model)" in cli.stdout and "record altered" in cli.stdout
+    assert len(cli.stderr.strip().splitlines()) == 1 and cli.stderr.startswith("tether: error: verify failed")
+    ws.close()
 
 
 # --- CLI -----------------------------------------------------------------------------------
@@ -445,6 +568,64 @@ def test_cli_errors_are_one_line(tmp_path, tether_cli):
         assert result.exit_code == code, result
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("tether: error: ") and text in lines[0], result
+
+
+def test_cli_option_errors_are_one_line(tmp_path, tether_cli):
+    make_frame(50).to_csv(tmp_path / "d.csv", index=False)
+    created = tether_cli("snapshots", "create", "d.csv", "--name", "d")
+    assert created.exit_code == 0, created
+    cases = [
+        (("snapshots", "create", "d.csv", "--name", "x", "--query", "SELECT 1"), "--query"),
+        (("snapshots", "create", "d.csv", "--name", "x", "--time-column", "tss"), "time column 'tss' is not a column"),
+        (("snapshots", "diff", "d", "d", "--samples", "-5"), "--samples"),
+    ]
+    for args, text in cases:
+        result = tether_cli(*args)
+        assert result.exit_code == 2, result
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and text in lines[0] and "Traceback" not in result.stderr, result
+    listed = json.loads(tether_cli("snapshots", "ls", "--json").stdout)
+    assert [s["data"]["id"] for s in listed] == [created.stdout.strip()]
+    assert tether_cli("snapshots", "diff", "d", "d", "--samples", "0").exit_code == 0  # counts only
+
+
+def test_missing_text_and_numbers_snapshot_alike_from_csv_and_parquet(tmp_path, workspace):
+    frame = pd.DataFrame({"name": ["a", None, "c", "", "e"], "n": [1.5, None, 3.0, 4.0, None],
+                          "k": [1, 2, 3, 4, 5]})
+    frame.loc[3, "name"] = None  # pandas writes both None and "" as an empty CSV field
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    frame.to_parquet(tmp_path / "f.parquet", index=False)
+    from_csv = create_snapshot(tmp_path / "f.csv", name="f", workspace=workspace)
+    from_parquet = create_snapshot(tmp_path / "f.parquet", name="f", workspace=workspace)
+    assert from_csv.id == from_parquet.id
+    stats = {c.name: c for c in from_csv.card.columns}
+    assert stats["name"].null_count == 2 and stats["n"].null_count == 2
+
+
+@pytest.mark.parametrize("first_aware", [True, False])
+def test_parquet_folder_mixing_naive_and_zoned_timestamps_is_an_error(tmp_path, workspace, first_aware):
+    naive = pa.table({"ts": pa.array([1_700_000_000_000_000], pa.timestamp("us")), "v": [1]})
+    aware = pa.table({"ts": pa.array([1_700_000_000_000_000], pa.timestamp("us", tz="Europe/Paris")), "v": [2]})
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pq.write_table(aware if first_aware else naive, folder / "a.parquet")
+    pq.write_table(naive if first_aware else aware, folder / "b.parquet")
+    with pytest.raises(DataError, match=r"b\.parquet'?: column 'ts' has .*time zone.*a\.parquet"):
+        create_snapshot(folder, name="m", workspace=workspace)
+    assert_nothing_written(workspace)
+    # zone-aware files in different zones hold the same instants: converted, nothing lost
+    utc = pa.table({"ts": pa.array([1_700_000_000_000_000], pa.timestamp("us", tz="UTC")), "v": [3]})
+    pq.write_table(utc, folder / ("b.parquet" if first_aware else "a.parquet"))
+    snap = create_snapshot(folder, name="m", workspace=workspace)
+    assert snap.num_rows == 2
+
+
+def test_empty_csv_delimiter_is_a_config_error_at_validation(tmp_path, host):
+    (tmp_path / "d.csv").write_text("a\n1\n")
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.params\.delimiter: must be one character, got ''"):
+        run_chain_dict({"stages": [{"stage": "snapshot", "plugin": "csv",
+                                    "params": {"path": "d.csv", "delimiter": ""}}]}, host, tmp_path)
+    assert not (tmp_path / ".tether" / "tether.db").exists()
 
 
 def test_cli_reports_tampering_with_the_object_name(tmp_path, tether_cli):

@@ -182,3 +182,56 @@ def test_parquet_folder_three_times_the_memory_cap_is_snapshotted_streaming(tmp_
 
     whole = ds.dataset(folder, format="parquet", partitioning="hive").to_table()
     assert result["fingerprint"] == fingerprint_table(whole.sort_by([("id", "ascending")]))
+
+
+@pytest.mark.slow
+def test_a_parquet_file_with_one_row_group_larger_than_the_cap_is_streamed(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    headroom = 200 << 20
+    n = 6_000_000  # 6 columns x 8 bytes x 6M rows = 275 MiB in one row group (pre-buffering held it whole)
+    rng = np.random.default_rng(0)
+    table = pa.table({"id": np.arange(n), "a": rng.random(n), "b": rng.random(n), "c": rng.integers(0, 1 << 40, n),
+                      "d": rng.random(n), "e": rng.random(n)})
+    assert table.nbytes > headroom
+    pq.write_table(table, tmp_path / "one.parquet", row_group_size=n)
+    del table
+    env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system", "MALLOC_ARENA_MAX": "2",
+           "MALLOC_MMAP_THRESHOLD_": "131072", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path / "one.parquet"), str(tmp_path / "ws"),
+                           str(headroom), "snapshot"], capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["rows"] == n
+
+
+CLI_UNDER_CAP = textwrap.dedent("""
+    import resource, runpy, sys
+    import pyarrow, pyarrow.parquet, pyarrow.dataset, pandas, numpy, xxhash, blake3
+    import tether.cli, tether.plugins.snapshots.commands, tether.plugins.snapshots.create
+    headroom = int(sys.argv[1])
+    vm = int(next(l for l in open("/proc/self/status") if l.startswith("VmSize")).split()[1]) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (vm + headroom, vm + headroom))
+    sys.argv = ["tether", *sys.argv[2:]]
+    runpy.run_module("tether", run_name="__main__")
+""")
+
+
+@pytest.mark.slow
+def test_running_out_of_memory_is_a_one_line_error_not_a_crash(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 1_000_000
+    rng = np.random.default_rng(0)
+    pq.write_table(pa.table({f"c{i}": rng.random(n) for i in range(20)}), tmp_path / "wide.parquet")
+    env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", CLI_UNDER_CAP, str(48 << 20), "snapshots", "create",
+                           str(tmp_path / "wide.parquet"), "--name", "wide", "-w", str(tmp_path / "ws")],
+                          capture_output=True, text=True, env=env, timeout=180)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tether: error: ") and "ran out of memory" in lines[0], lines
+    assert not any((tmp_path / "ws" / "objects").rglob("*.parquet"))

@@ -66,3 +66,23 @@ def test_temp_files_are_listed_with_their_age_and_removable(storage):
     assert list(storage.iter_keys()) == []  # temp files are never objects
     storage.delete_temp(tmp.name)
     assert list(storage.iter_temp()) == []
+
+
+def test_lock_and_lease_files_are_not_objects_and_reuse_refreshes_the_age(storage):
+    import os
+
+    ref = storage.put_bytes(b"kept")
+    assert (storage.path / ".locks" / "gc.lock").is_file() and list((storage.path / ".locks").glob("*.lease"))
+    assert list(storage.iter_keys()) == [ref.key] and list(storage.iter_temp()) == []
+    old = storage.age_of(ref.key) + 7200
+    os.utime(storage.path / ref.key, (os.path.getmtime(storage.path / ref.key) - 7200,) * 2)
+    assert storage.age_of(ref.key) >= old - 1
+    storage.put_bytes(b"kept")  # reused: as recent as a new object
+    assert storage.age_of(ref.key) < 60
+    with storage.gc_lock():
+        keys, temp = storage.leased()
+    assert ref.key in keys and temp == set()
+    storage.release([ref.key])
+    storage.release([ref.key])  # the second put holds it once more
+    with storage.gc_lock():
+        assert storage.leased() == (set(), set())

@@ -15,6 +15,7 @@ from tether.backends import Storage
 from tether.errors import IntegrityError, NotFoundError, StoreError
 
 from .files import CHUNK, blake3_hasher, digest_in_key, fsync_path, hash_file, iter_leftovers, safe_join
+from .leases import LOCK_DIR, Leases, leases_for
 
 if TYPE_CHECKING:  # pragma: no cover
     from tether.records import ObjectRef
@@ -42,15 +43,23 @@ class LocalStorage(Storage):
             raise StoreError(f"storage root '{self.path}' is not writable")
         return tmp
 
+    @property
+    def leases(self) -> Leases:
+        """The lock and lease files that keep ``tether verify --gc`` off writes in progress."""
+        return leases_for(self.path)
+
     @staticmethod
     def key_for(digest_hex: str, suffix: str) -> str:
         return f"{digest_hex[:2]}/{digest_hex[2:]}{suffix}"
 
     def _commit(self, tmp_path: Path, digest_hex: str, size: int, suffix: str, media_type: str) -> ObjectRef:
+        # called inside self.leases.writing(): gc cannot run until the key is in our lease
         key = self.key_for(digest_hex, suffix)
         dest = safe_join(self.path, key)
+        self.leases.hold(key)
         if dest.exists():
             tmp_path.unlink(missing_ok=True)  # identical content is stored once
+            os.utime(dest)  # reused: it is as recent as a new object (for --grace)
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp_path, dest)
@@ -62,16 +71,17 @@ class LocalStorage(Storage):
     def put_bytes(self, data: bytes, *, suffix: str = "", media_type: str = "application/octet-stream") -> ObjectRef:
         hasher = blake3_hasher()
         hasher.update(data)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp_dir())
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            return self._commit(Path(tmp), hasher.hexdigest(), len(data), suffix, media_type)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with self.leases.writing():
+            fd, tmp = tempfile.mkstemp(dir=self._tmp_dir())
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                return self._commit(Path(tmp), hasher.hexdigest(), len(data), suffix, media_type)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def put_file(self, path: str | os.PathLike, *, suffix: str = "", media_type: str = "application/octet-stream",
                  move: bool = False) -> ObjectRef:
@@ -79,27 +89,48 @@ class LocalStorage(Storage):
         path = Path(path)
         digest_hex = hash_file(path)
         size = path.stat().st_size
-        if move and path.parent.resolve() == self._tmp_dir().resolve():
-            with path.open("rb") as fh:
-                os.fsync(fh.fileno())  # durable before it becomes visible
-            return self._commit(path, digest_hex, size, suffix, media_type)
-        fd, tmp = tempfile.mkstemp(dir=self._tmp_dir())
-        try:
-            with os.fdopen(fd, "wb") as out, path.open("rb") as src:
-                while chunk := src.read(CHUNK):
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            return self._commit(Path(tmp), digest_hex, size, suffix, media_type)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with self.leases.writing():
+            if move and path.parent.resolve() == self._tmp_dir().resolve():
+                with path.open("rb") as fh:
+                    os.fsync(fh.fileno())  # durable before it becomes visible
+                ref = self._commit(path, digest_hex, size, suffix, media_type)
+                self.leases.release([f"tmp:{path.name}"])
+                return ref
+            fd, tmp = tempfile.mkstemp(dir=self._tmp_dir())
+            try:
+                with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+                    while chunk := src.read(CHUNK):
+                        out.write(chunk)
+                    out.flush()
+                    os.fsync(out.fileno())
+                return self._commit(Path(tmp), digest_hex, size, suffix, media_type)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
     def temp_path(self, suffix: str = "") -> Path:
-        """A fresh path in the storage's temp folder, for writers that stream to a file."""
-        fd, tmp = tempfile.mkstemp(dir=self._tmp_dir(), suffix=suffix)
-        os.close(fd)
+        """A fresh path in the storage's temp folder, for writers that stream to a file; gc
+        leaves it alone while this process lives."""
+        with self.leases.writing():
+            fd, tmp = tempfile.mkstemp(dir=self._tmp_dir(), suffix=suffix)
+            os.close(fd)
+            self.leases.hold(f"tmp:{Path(tmp).name}")
         return Path(tmp)
+
+    def release(self, keys) -> None:
+        """The records referencing these object keys are committed (or the write was
+        abandoned): gc may judge them by references alone again."""
+        self.leases.release(keys)
+
+    def gc_lock(self):
+        """Held by ``tether verify --gc`` while it marks and sweeps; no put runs meanwhile."""
+        return self.leases.collecting()
+
+    def leased(self) -> tuple[set[str], set[str]]:
+        """(object keys, temp names) that live writers hold; call inside :meth:`gc_lock`."""
+        entries = self.leases.live_entries()
+        temp = {e.removeprefix("tmp:") for e in entries if e.startswith("tmp:")}
+        return {e for e in entries if not e.startswith("tmp:")}, temp
 
     def age_of(self, key: str) -> float | None:
         """Seconds since the object ``key`` was written (or last reused), or None if absent."""
@@ -151,7 +182,8 @@ class LocalStorage(Storage):
         if not self.path.exists():
             return
         for path in self.path.rglob("*"):
-            if path.is_file() and ".tmp" not in path.relative_to(self.path).parts:
+            parts = path.relative_to(self.path).parts
+            if path.is_file() and ".tmp" not in parts and parts[0] != LOCK_DIR:
                 yield path.relative_to(self.path).as_posix()
 
     def digest_of_key(self, key: str) -> str:

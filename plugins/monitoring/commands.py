@@ -1,7 +1,9 @@
 """``tether drift``, ``tether monitor`` and ``tether profile``.
 
-Exit codes: 0 success (``tether drift`` also when columns drifted), 1 ``tether monitor``
-raised a critical alert, 2 bad input (unreadable file, unknown id, invalid config).
+Exit codes (every command): 0 success, 1 the verdict reached ``--fail-on`` (default
+``critical``; the report is printed first), 2 bad input (unreadable file, unknown
+reference, invalid config). References are resolved by ``Workspace.resolve``: an id, a
+unique id prefix, ``NAME`` or ``NAME@VERSION``; a file path is read as a file.
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ from pathlib import Path
 
 import attrs
 import click
-from tether.commands import emit, host_of, json_option, open_workspace, workspace_option
+from tether.commands import (
+    check_verdicts,
+    emit,
+    fail_on_option,
+    host_of,
+    json_option,
+    open_workspace,
+    workspace_option,
+)
 
 
 @attrs.define
@@ -37,36 +47,44 @@ class _Inputs:
         return self.ws
 
     def resolve(self, arg: str, *, allow_profile: bool) -> _Input:
-        from tether.errors import DataError, NotFoundError
-
-        from .profile_store import find_profile
+        """A file path, else (REFERENCE only) a stored profile, else a snapshot."""
         from .windows import file_batches, stored_batches
 
         if Path(arg).exists():
             return _Input(f"file:{arg}", file_batches(Path(arg)), time_column=self.time_column)
         ws = self.open()
-        snap = ws.store.get(arg, kind="snapshot")
-        if snap is not None:
-            batches = (b for ref in snap.objects for b in stored_batches(ws, ref))
-            return _Input(f"snapshot:{snap.id}", batches, time_column=self.time_column or snap.time_column,
-                          key_columns=tuple(snap.key_columns))
-        if allow_profile:
-            try:
-                return _Input(f"profile:{arg}", profile=find_profile(ws, arg), time_column=self.time_column)
-            except NotFoundError:
-                pass  # the one-line error below names every kind of input
-        what = "a file, a snapshot id or a profile" if allow_profile else "a file or a snapshot id"
-        raise DataError(f"'{arg}' is neither {what} (looked in {ws.root})")
+        kinds = ("profile", "snapshot") if allow_profile else ("snapshot",)
+        rec = _resolve(ws, arg, kinds)
+        if rec.kind == "profile":
+            return _Input(f"profile:{arg}", profile=rec, time_column=self.time_column)
+        batches = (b for ref in rec.objects for b in stored_batches(ws, ref))
+        return _Input(f"snapshot:{rec.id}", batches, time_column=self.time_column or rec.time_column,
+                      key_columns=tuple(rec.key_columns))
+
+
+def _resolve(ws, arg: str, kinds: tuple[str, ...]):
+    """The first record of ``kinds`` that ``arg`` names (id, id prefix, NAME, NAME@VERSION)."""
+    from tether.errors import DataError, NotFoundError
+
+    for kind in kinds:
+        try:
+            return ws.resolve(arg, kind=kind)
+        except NotFoundError as exc:
+            if not str(exc).startswith((f"no {kind} '", f"give a {kind}")):
+                raise  # e.g. an ambiguous prefix or a missing version: say that
+    what = "a file, a stored profile nor a snapshot" if "profile" in kinds else "a file nor a snapshot"
+    raise DataError(f"'{arg}' is neither {what} (id, id prefix, NAME or NAME@VERSION) in {ws.root}")
 
 
 def _check(ctx, reference: str, current: str, monitor, *, workspace: str, time_column: str | None,
-           send: bool, stateful: bool):
+           send: bool, stateful: bool, where: str):
     """Run ``monitor`` (a ``DriftMonitor``) on CURRENT against REFERENCE; the report."""
     from tether.context import RunContext
 
     from .profile_store import load_profile
 
     inputs = _Inputs(ctx, workspace, time_column)
+    monitor.check_backends(RunContext(host=host_of(ctx), workspace=None), where)
     ref = inputs.resolve(reference, allow_profile=True)
     cur = inputs.resolve(current, allow_profile=False)
     ws = inputs.open() if stateful else inputs.ws
@@ -99,12 +117,14 @@ def _parse_tests(pairs) -> dict[str, list[str]]:
     return out
 
 
-def _show(ctx, report, html: str | None) -> None:
-    from .report import text_table, write_html
+def _show(ctx, report, html: str | None, fail_on: str) -> None:
+    """Print the report (and write its HTML), then exit 1 if its verdict reaches ``fail_on``."""
+    from .report import print_report, write_html
 
     if html:
         write_html(report, Path(html))
-    emit(ctx, report, lambda: click.echo(text_table(report)))
+    emit(ctx, report, lambda: print_report(report))
+    check_verdicts([(report.verdict, f"monitor {report.id}")], fail_on)
 
 
 @click.command()
@@ -114,35 +134,40 @@ def _show(ctx, report, html: str | None) -> None:
               help="Use TEST for COLUMN ('*' for every column); repeatable.")
 @click.option("--time-column", help="Time column (freshness, windows); skipped by the drift tests.")
 @click.option("--html", "html", type=click.Path(dir_okay=False), help="Also write the HTML report here.")
+@fail_on_option
 @workspace_option
 @json_option
 @click.pass_context
-def drift(ctx, reference, current, tests, time_column, html, workspace, json_output):
-    """Compare CURRENT with REFERENCE (CSV/Parquet files, snapshot ids, or a stored
-    profile as REFERENCE) with the default drift tests and health checks."""
+def drift(ctx, reference, current, tests, time_column, html, fail_on, workspace, json_output):
+    """Compare CURRENT with REFERENCE (CSV/Parquet files or snapshots; a stored profile as
+    REFERENCE) with the default drift tests and health checks.
+
+    Exit status: 0 ok, 1 the verdict reached --fail-on (default critical), 2 bad input.
+    """
     params = {"drift": {"tests": _parse_tests(tests)}, "time_column": time_column}
     monitor = host_of(ctx).backends.create("monitor", "drift", params, where="--test")
     report = _check(ctx, reference, current, monitor, workspace=workspace, time_column=time_column,
-                    send=False, stateful=False)
-    _show(ctx, report, html)
+                    send=False, stateful=False, where="--test: ")
+    _show(ctx, report, html, fail_on)
 
 
 @click.command()
 @click.argument("current")
 @click.option("--reference", "-r", required=True,
-              help="Reference: a stored profile (id or name), a snapshot id, or a CSV/Parquet file.")
+              help="Reference: a CSV/Parquet file, a stored profile or a snapshot (id, id prefix, NAME, NAME@VERSION).")
 @click.option("--config", "-c", "config", type=click.Path(dir_okay=False),
               help="YAML file with the monitor's params (drift, health, model, alerts...).")
 @click.option("--time-column", help="Time column of the current window.")
 @click.option("--window", type=click.Choice(["none", "daily", "weekly"]), help="Split the current window.")
 @click.option("--html", "html", type=click.Path(dir_okay=False), help="Write the HTML report here.")
+@fail_on_option
 @workspace_option
 @json_option
 @click.pass_context
-def monitor(ctx, current, reference, config, time_column, window, html, workspace, json_output):
-    """Monitor CURRENT (a file or snapshot id) against a reference; send alerts.
+def monitor(ctx, current, reference, config, time_column, window, html, fail_on, workspace, json_output):
+    """Monitor CURRENT (a file or snapshot) against a reference; send alerts.
 
-    Exit status: 0 no critical alert, 1 a critical alert fired, 2 bad input.
+    Exit status: 0 ok, 1 the verdict reached --fail-on (default critical), 2 bad input.
     """
     params = _load_config(config)
     if window:
@@ -150,14 +175,11 @@ def monitor(ctx, current, reference, config, time_column, window, html, workspac
     if time_column:
         params["time_column"] = time_column
     params.pop("html", None)  # --html says where
-    mon = host_of(ctx).backends.create("monitor", "drift", params, where=config or "monitor")
+    where = f"{config}: monitor" if config else "monitor"
+    mon = host_of(ctx).backends.create("monitor", "drift", params, where=where)
     report = _check(ctx, reference, current, mon, workspace=workspace, time_column=time_column,
-                    send=True, stateful=True)
-    _show(ctx, report, html)
-    if report.verdict == "critical":
-        import sys
-
-        sys.exit(1)  # click's Exit is turned into a return value outside standalone mode
+                    send=True, stateful=True, where=f"{where}.params")
+    _show(ctx, report, html, fail_on)
 
 
 @click.command()
@@ -169,12 +191,14 @@ def monitor(ctx, current, reference, config, time_column, window, html, workspac
 @json_option
 @click.pass_context
 def profile(ctx, source, name, time_column, exclude, workspace, json_output):
-    """Summarise SOURCE (a CSV/Parquet file or snapshot id) into a stored reference profile."""
+    """Summarise SOURCE (a CSV/Parquet file or a snapshot) into a stored reference profile."""
     from tether.errors import DataError
+    from tether.names import check_name
 
     from .profile_store import save_profile
     from .profiles import profile_batches
 
+    check_name(name, "--name", what="profile name")
     inputs = _Inputs(ctx, workspace, time_column)
     ws = inputs.open()
     src = inputs.resolve(source, allow_profile=False)

@@ -29,6 +29,7 @@ import attrs
 from tether.backends import DriftTest
 from tether.errors import ConfigError
 from tether.records import DriftResult
+from tether.validators import above, at_least, within
 
 from .sketches import CATEGORICAL, NUMERIC, NumericSketch, aligned_counts, ecdf_diff
 
@@ -45,6 +46,15 @@ class _Test(DriftTest):
     applies_to: ClassVar[str] = "both"
     multivariate: ClassVar[bool] = False
     threshold: float = 0.05
+
+    def __attrs_post_init__(self) -> None:
+        field = attrs.fields(type(self)).threshold
+        if self.threshold_type == "p_value":
+            within(0, 1, open_low=True, open_high=True, what="a p-value threshold must be")(self, field, self.threshold)
+        elif self.name == "domain_classifier":
+            within(0, 1, open_low=True)(self, field, self.threshold)  # a ROC AUC
+        else:
+            above(0)(self, field, self.threshold)
 
     def decide(self, statistic: float, p_value: float | None) -> bool:
         if self.threshold_type == "p_value":
@@ -124,8 +134,8 @@ class PSITest(_Test):
     name: ClassVar[str] = "psi"
     threshold_type: ClassVar[str] = "distance"
     threshold: float = 0.2
-    bins: int = 10
-    eps: float = 1e-4
+    bins: int = attrs.field(default=10, validator=at_least(2))
+    eps: float = attrs.field(default=1e-4, validator=above(0))
 
     def run(self, column, ref, cur):
         import numpy as np
@@ -153,7 +163,7 @@ class WassersteinTest(_Test):
     threshold_type: ClassVar[str] = "distance"
     applies_to: ClassVar[str] = NUMERIC
     threshold: float = 0.1
-    min_std: float = 0.001
+    min_std: float = attrs.field(default=0.001, validator=above(0))
 
     def run(self, column, ref, cur):
         import numpy as np
@@ -174,7 +184,7 @@ class JensenShannonTest(_Test):
     name: ClassVar[str] = "jensenshannon"
     threshold_type: ClassVar[str] = "distance"
     threshold: float = 0.1
-    bins: int = 30
+    bins: int = attrs.field(default=30, validator=at_least(1))
 
     def run(self, column, ref, cur):
         import numpy as np
@@ -204,7 +214,7 @@ class AndersonDarlingTest(_Test):
 
     name: ClassVar[str] = "anderson"
     applies_to: ClassVar[str] = NUMERIC
-    max_sample: int = 50_000
+    max_sample: int = attrs.field(default=50_000, validator=at_least(2))
 
     def run(self, column, ref, cur):
         import warnings
@@ -246,8 +256,8 @@ class DomainClassifierTest(_Test):
     applies_to: ClassVar[str] = "both"
     multivariate: ClassVar[bool] = True
     threshold: float = 0.55
-    sample_rows: int = 5_000
-    cv: int = 3
+    sample_rows: int = attrs.field(default=5_000, validator=at_least(2))
+    cv: int = attrs.field(default=3, validator=at_least(2))
     seed: int = 0
 
     def run_frames(self, reference, current, columns) -> DriftResult:

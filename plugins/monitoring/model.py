@@ -157,15 +157,13 @@ def _labels_section(params: ModelParams, current_frame_loader, context) -> dict[
 
 
 def read_frame(source: str, context):
-    """A whole (small) table as a pandas frame: a CSV/Parquet path or a snapshot id."""
-    import pyarrow as pa
-
-    from .windows import file_batches
+    """A whole (small) table as a pandas frame: a CSV/Parquet path, or a snapshot (id, id
+    prefix, NAME or NAME@VERSION)."""
+    from tether.plugins.tables import read_file_table
 
     path = context.resolve_path(source)
     if path.exists():
-        return pa.Table.from_batches(list(file_batches(path))).to_pandas()
-    snap = context.store.get(source, kind="snapshot") if context.workspace is not None else None
-    if snap is None:
-        raise DataError(f"'{source}' is neither a file nor a snapshot id")
-    return context.workspace.read_snapshot(snap)
+        return read_file_table(path).to_pandas()
+    if context.workspace is None:
+        raise DataError(f"model.labels: file '{source}' not found")
+    return context.workspace.read_snapshot(context.workspace.resolve(source, kind="snapshot"))

@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 
 import attrs
 from tether.backends import Monitor
-from tether.errors import ConfigError
+from tether.errors import ConfigError, DataError, PluginError
 from tether.records import Finding, MonitorReport, new_id
+from tether.validators import at_least
 
 from .alerts import fire, verdict_of
 from .params import AlertParams, DriftParams, HealthParams, ModelParams, WindowParams
@@ -30,7 +31,7 @@ class DriftMonitor(Monitor):
     columns: tuple[str, ...] = ()  # empty: every shared column except time and key columns
     exclude: tuple[str, ...] = ()
     time_column: str | None = None  # default: the snapshot's / source's time column
-    workers: int = 2  # threads for sketches and tests; 1 to stay on one core
+    workers: int = attrs.field(default=2, validator=at_least(1))  # threads for sketches and tests
     html: str | None = None  # write the HTML report here
     drift: DriftParams = attrs.field(factory=DriftParams)
     windows: WindowParams = attrs.field(factory=WindowParams)
@@ -39,6 +40,46 @@ class DriftMonitor(Monitor):
     alerts: AlertParams = attrs.field(factory=AlertParams)
 
     # --- the Monitor contract -------------------------------------------------------------
+
+    def preflight(self, *, context) -> None:
+        """Build every backend the params name, before the run is recorded."""
+        self.check_backends(context, params_path(context))
+
+    def check_backends(self, context, base: str) -> None:
+        """Build the alert sinks, the rollback, the current window source and the drift tests
+        the params name, so an unknown plugin or a bad parameter fails now, naming its key
+        path under ``base`` (e.g. ``chain.yaml: stages[3].params``), not when an alert fires."""
+        for i, sink in enumerate(self.alerts.sinks):
+            context.create("alert_sink", sink["plugin"], sink.get("params"), where=_key(base, f"alerts.sinks[{i}]"))
+        if self.alerts.rollback:
+            spec = self.alerts.rollback
+            context.create("rollback", spec["plugin"], spec.get("params"), where=_key(base, "alerts.rollback"))
+        if self.windows.current:
+            spec = self.windows.current
+            context.create("window", spec["plugin"], spec.get("params"), where=_key(base, "windows.current"))
+        params = self.drift.test_params
+        for name in params:
+            _flat_create(context, name, params[name], _key(base, f"drift.test_params.{name}"))
+        for column, names in self.drift.tests.items():
+            for name in names:
+                test = _flat_create(context, name, params.get(name), _key(base, f"drift.tests.{column}"))
+                if test.multivariate:
+                    raise ConfigError(f"{_key(base, f'drift.tests.{column}')}: '{name}' is multivariate; "
+                                      "list it under drift.multivariate")
+        for i, name in enumerate(self.drift.multivariate):
+            if not _flat_create(context, name, params.get(name), _key(base, f"drift.multivariate[{i}]")).multivariate:
+                raise ConfigError(f"{_key(base, f'drift.multivariate[{i}]')}: '{name}' is a per-column test; "
+                                  "list it under drift.tests")
+
+    def check_columns(self, reference, current, base: str = "") -> None:
+        """DataError when ``columns`` names a column in neither profile. (A column only the
+        current window has is watched there, e.g. a model's score; one only the reference
+        has is a ``schema.removed`` finding.)"""
+        known = list(reference.types) + [c for c in current.schema or current.types if c not in reference.types]
+        missing = [c for c in self.columns if c not in known]
+        if missing:
+            raise DataError(f"{_key(base, 'columns')}: '{missing[0]}' is in neither the reference nor the current "
+                            f"window (columns: {', '.join(known) or 'none'})")
 
     def run(self, *, reference, current, deployment, context) -> MonitorReport:
         """Monitor ``current`` (or the deployment's predictions) against ``reference``."""
@@ -161,6 +202,8 @@ class DriftMonitor(Monitor):
 
         time_column = self.time_column or time_column
         current, windows = self._profile_current(current_batches, time_column, key_columns)
+        if current.schema or current.types:  # an empty file without a schema is a volume.empty finding
+            self.check_columns(reference, current, params_path(context))
         results, findings = compare(reference, current, multivariate=tuple(self.drift.multivariate),
                                     **self._compare_args(context))
         hfindings, hmetrics = health(reference, current, self._health_params(context, current))
@@ -231,6 +274,28 @@ class DriftMonitor(Monitor):
                           "drift_share": len(drifted) / len(cols) if cols else 0.0,
                           "statistics": {r.column: r.statistic for r in results}})
         return trend
+
+
+def params_path(context) -> str:
+    """The key path of this monitor's params in errors: ``chain.yaml: stages[3].params``."""
+    if context is None or context.stage is None:
+        return ""
+    chain = context.chain
+    source = f"{chain.path}: " if chain is not None and chain.path else ""
+    return f"{source}{context.stage.where}.params"
+
+
+def _key(base: str, key: str) -> str:
+    return f"{base}{key}" if not base or base.endswith(" ") else f"{base}.{key}"
+
+
+def _flat_create(context, name: str, params, where: str):
+    """A drift test named at ``where`` whose value is the test's params themselves, so errors
+    read ``drift.test_params.ks.threshold`` rather than ``...ks.params.threshold``."""
+    try:
+        return context.create("drift", name, params, where=where)
+    except (ConfigError, PluginError) as exc:
+        raise type(exc)(str(exc).replace(f"{where}.params", where).replace(f"{where}.plugin", where)) from None
 
 
 def _deliver(params: AlertParams, alerts, details: dict[str, Any], *, context, report_id: str) -> list[Finding]:

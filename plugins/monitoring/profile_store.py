@@ -12,7 +12,6 @@ import datetime as dt
 from typing import Any
 
 import attrs
-from tether.errors import NotFoundError
 from tether.records import ObjectRef, record, utcnow
 
 from .profiles import DataProfile
@@ -161,16 +160,5 @@ def load_profile(workspace, rec: ReferenceProfile, *, with_sample: bool = True) 
 
 
 def find_profile(workspace, ref: str) -> ReferenceProfile:
-    """A stored profile by id, or the latest version of a profile name (``name`` or ``name@3``)."""
-    rec = workspace.store.get(ref, kind="profile")
-    if rec is not None:
-        return rec
-    name, _, version = ref.partition("@")
-    found = workspace.store.find("profile", name=name)
-    if version:
-        found = [r for r in found if str(r.version) == version]
-    if not found:
-        raise NotFoundError(f"no reference profile '{ref}' in {workspace.root} (create one with `tether profile`)")
-    return found[0]
-
-
+    """A stored profile by id, unique id prefix, ``NAME`` (latest version) or ``NAME@VERSION``."""
+    return workspace.resolve(ref, kind="profile", hint="tether profile")

@@ -72,6 +72,7 @@ class DataProfile:
     time_max: dt.datetime | None = None
     sample: Any = None  # pyarrow.Table of at most sample_rows rows, or None
     label: str = ""
+    schema: tuple[str, ...] = ()  # every column the data had, profiled or not
 
 
 @attrs.define
@@ -89,6 +90,7 @@ class ProfileBuilder:
     _pool: Any = attrs.field(default=None, init=False)
     _sketches: dict[str, Any] = attrs.field(factory=dict, init=False)
     _types: dict[str, str] = attrs.field(factory=dict, init=False)
+    _schema: dict[str, None] = attrs.field(factory=dict, init=False)
     _rows: int = attrs.field(default=0, init=False)
     _tmin: Any = attrs.field(default=None, init=False)
     _tmax: Any = attrs.field(default=None, init=False)
@@ -172,6 +174,7 @@ class ProfileBuilder:
         self._sample, self._keys = merged.take(pa.array(keep)), all_keys[keep]
 
     def _note_schema(self, schema) -> None:
+        self._schema.update(dict.fromkeys(schema.names))
         for name in self.wanted(schema):
             if name in self._sketches:
                 continue
@@ -187,7 +190,8 @@ class ProfileBuilder:
             self._pool.shutdown()
             self._pool = None
         return DataProfile(columns=self._sketches, types=self._types, rows=self._rows, time_column=self.time_column,
-                           time_min=_as_utc(self._tmin), time_max=_as_utc(self._tmax), sample=self._sample, label=label)
+                           time_min=_as_utc(self._tmin), time_max=_as_utc(self._tmax), sample=self._sample, label=label,
+                           schema=tuple(self._schema))
 
 
 def _as_utc(value):
@@ -276,6 +280,7 @@ def merge_profiles(profiles: list[DataProfile]) -> DataProfile:
                 out.types[name] = p.types[name]
             out.columns[name].merge(sk)
         out.rows += p.rows
+        out.schema += tuple(c for c in p.schema if c not in out.schema)
         if p.time_min is not None:
             out.time_min = p.time_min if out.time_min is None else min(out.time_min, p.time_min)
             out.time_max = p.time_max if out.time_max is None else max(out.time_max, p.time_max)

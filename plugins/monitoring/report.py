@@ -81,19 +81,78 @@ def write_html(report, path: Path) -> Path:
     return path
 
 
+def _table(title: str, headers: list[str], rows: list[list[Any]], right: tuple[int, ...] = ()):
+    """A rich table without vertical rules; cells are plain text (never markup)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="right" if i in right else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    return table
+
+
+def _num(value, fmt: str = ".4g") -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def report_tables(report) -> list:
+    """The report as rich renderables: results, findings, alerts, windows, model."""
+    out = []
+    if report.results:
+        out.append(_table("drift", ["column", "test", "statistic", "p-value", "threshold", "drift"], [
+            [r.column, r.test, _num(r.statistic), _num(r.p_value, ".3g"), f"{r.threshold:g} {r.threshold_type}",
+             "DRIFT" if r.drifted else "ok"] for r in report.results], right=(2, 3, 4)))
+    if report.findings:
+        out.append(_table("findings", ["severity", "check", "message"],
+                          [[f.severity, f.check, f.message] for f in report.findings]))
+    if report.alerts:
+        out.append(_table("alerts", ["severity", "rule", "message", "action", "sent"], [
+            [a["severity"], a["rule"], a["message"], a["action"], "suppressed" if a["suppressed"] else "yes"]
+            for a in report.alerts]))
+    windows = report.details.get("windows") or []
+    if windows:
+        out.append(_table("windows", ["window", "rows", "drift share", "drifted columns"], [
+            [w["window"], w["rows"], f"{w['drift_share']:.0%}", ", ".join(w["drifted"]) or "-"] for w in windows],
+            right=(1, 2)))
+    model = report.details.get("model") or {}
+    metrics = sorted(set(model.get("estimated") or {}) | set((model.get("labelled") or {}).get("overall") or {}))
+    if metrics:
+        labelled = (model.get("labelled") or {}).get("overall") or {}
+        out.append(_table("model", ["metric", "estimated", "labelled", "reference"], [
+            [m, _num((model.get("estimated") or {}).get(m)), _num(labelled.get(m)),
+             _num((model.get("reference_metrics") or {}).get(m))] for m in metrics], right=(1, 2, 3)))
+    return out
+
+
+def headline(report) -> str:
+    d = report.details
+    return (f"verdict: {report.verdict.upper()}  ({d.get('current_rows')} current rows vs "
+            f"{d.get('reference_rows')} reference rows)")
+
+
+def print_report(report, file=None) -> None:
+    """Print the report as aligned tables (to stdout, or ``file``)."""
+    import sys
+
+    from rich.console import Console
+
+    out = file or sys.stdout
+    console = Console(file=out, highlight=False, soft_wrap=False,
+                      width=None if out.isatty() else 160)
+    console.print(headline(report), markup=False)
+    for table in report_tables(report):
+        console.print()
+        console.print(table)
+
+
 def text_table(report) -> str:
-    """The per-column results and alerts as plain text."""
-    head = (f"verdict: {report.verdict}  ({report.details.get('current_rows')} current rows vs "
-            f"{report.details.get('reference_rows')} reference rows)")
-    lines = [head]
-    lines.append(f"{'column':<24} {'test':<18} {'statistic':>12} {'p-value':>10} {'threshold':>18}  drift")
-    for r in report.results:
-        p = "" if r.p_value is None else f"{r.p_value:.3g}"
-        lines.append(f"{r.column:<24} {r.test:<18} {r.statistic:>12.4g} {p:>10} "
-                     f"{f'{r.threshold:g} {r.threshold_type}':>18}  {'DRIFT' if r.drifted else 'ok'}")
-    for f in report.findings:
-        lines.append(f"[{f.severity}] {f.check}: {f.message}")
-    for a in report.alerts:
-        lines.append(f"alert {a['severity']}: {a['rule']}: {a['message']} -> {a['action']}"
-                     f"{' (suppressed)' if a['suppressed'] else ''}")
-    return "\n".join(lines)
+    """The report as plain text (what :func:`print_report` prints, without colour)."""
+    import io
+
+    buffer = io.StringIO()
+    print_report(report, file=buffer)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())

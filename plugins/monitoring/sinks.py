@@ -12,6 +12,12 @@ from typing import Any, ClassVar
 import attrs
 from tether.backends import AlertSink
 from tether.errors import ConfigError, DataError
+from tether.validators import above
+
+
+def _http_url(inst, attribute, value) -> None:
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(f"must start with http:// or https://, got {value!r}", key=attribute.name)
 
 
 @attrs.frozen(kw_only=True)
@@ -46,16 +52,14 @@ class WebhookSink(AlertSink):
     """POSTs ``{"report": id, "alerts": [...]}`` as JSON to ``url``; non-2xx is a failure."""
 
     name: ClassVar[str] = "webhook"
-    url: str
-    timeout: float = 10.0
+    url: str = attrs.field(validator=_http_url)
+    timeout: float = attrs.field(default=10.0, validator=above(0))
     headers: dict[str, str] = attrs.field(factory=dict)
 
     def send(self, alerts, *, context, report_id: str = "") -> None:
         import urllib.error
         import urllib.request
 
-        if not self.url.startswith(("http://", "https://")):
-            raise ConfigError(f"webhook url '{self.url}' must start with http:// or https://")
         body = json.dumps({"report": report_id, "alerts": alerts}, sort_keys=True).encode()
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json", **self.headers})
@@ -69,14 +73,16 @@ class WebhookSink(AlertSink):
 
 
 def deliver(alerts, sinks: list[dict[str, Any]], *, backends, context, report_id: str) -> list[str]:
-    """Send unsuppressed alerts to every sink; returns delivery errors (never raises for them)."""
+    """Send unsuppressed alerts to every sink; returns delivery errors (never raises for them:
+    a chain's monitor built its sinks in ``preflight``, so a bad sink failed before the run)."""
     to_send = [a for a in alerts if not a["suppressed"]]
     errors = []
     if not to_send:
         return errors
     for i, cfg in enumerate(sinks):
-        sink = backends.create("alert_sink", cfg.get("plugin", ""), cfg.get("params"), where=f"alerts.sinks[{i}]")
         try:
+            sink = backends.create("alert_sink", cfg.get("plugin", ""), cfg.get("params"),
+                                   where=f"alerts.sinks[{i}]")
             sink.send(to_send, context=context, report_id=report_id)
         except Exception as exc:  # noqa: BLE001 - a sink failing must not lose the report
             errors.append(f"sink {cfg.get('plugin')}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")

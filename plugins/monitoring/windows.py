@@ -1,7 +1,8 @@
 """Window sources (backend kind ``window``): where a monitor's current window comes from.
 
 Each yields Arrow record batches in bounded memory: ``snapshot`` (a stored snapshot),
-``file`` (a CSV or Parquet file, or a folder of Parquet files) and ``deployment`` (the
+``file`` (a CSV or Parquet file, or a folder of Parquet files, read by
+:mod:`tether.plugins.tables`) and ``deployment`` (the
 prediction table a deployment wrote). A deployment plugin adds its own (e.g. a prediction
 log) by subclassing :class:`tether.backends.Window`.
 """
@@ -16,6 +17,7 @@ import attrs
 from tether.backends import Window
 from tether.errors import DataError, NotFoundError
 from tether.records import ObjectRef
+from tether.validators import at_least
 
 DEFAULT_BATCH_ROWS = 262_144
 
@@ -52,11 +54,11 @@ class SnapshotWindow(Window):
     """A stored snapshot, by id."""
 
     name: ClassVar[str] = "snapshot"
-    snapshot: str
-    batch_rows: int = DEFAULT_BATCH_ROWS
+    snapshot: str  # id, id prefix, NAME or NAME@VERSION
+    batch_rows: int = attrs.field(default=DEFAULT_BATCH_ROWS, validator=at_least(1))
 
     def record(self, context):
-        return context.get(self.snapshot, kind="snapshot")
+        return context.workspace.resolve(self.snapshot, kind="snapshot", hint="tether snapshots ls")
 
     def batches(self, *, context):
         snap = self.record(context)
@@ -77,7 +79,7 @@ class FileWindow(Window):
     name: ClassVar[str] = "file"
     path: str
     time_column: str | None = None
-    batch_rows: int = DEFAULT_BATCH_ROWS
+    batch_rows: int = attrs.field(default=DEFAULT_BATCH_ROWS, validator=at_least(1))
 
     def batches(self, *, context):
         path = context.resolve_path(self.path) if context is not None else Path(self.path)
@@ -91,41 +93,11 @@ class FileWindow(Window):
 
 
 def file_batches(path, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator:
-    """Record batches of a CSV/Parquet file or a folder of Parquet files; errors name the file."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+    """Record batches of a CSV/Parquet file or a folder of Parquet files, read by
+    :func:`tether.plugins.tables.iter_file_batches` (the one reader of users' files)."""
+    from tether.plugins.tables import iter_file_batches
 
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"file '{path}' not found")
-    suffix = path.suffix.lower()
-    try:
-        if path.is_dir():
-            files = sorted(path.glob("*.parquet"))
-            if not files:
-                raise DataError(f"folder '{path}' holds no .parquet files")
-            for f in files:
-                yield from (b for b in _parquet_batches(str(f), batch_rows) if b is not None)
-        elif suffix in (".parquet", ".pq"):
-            yield from (b for b in _parquet_batches(str(path), batch_rows) if b is not None)
-        elif suffix in (".csv", ".tsv", ".txt", ".gz"):
-            if path.stat().st_size == 0:
-                raise DataError(f"file '{path}' is empty (not even a header row)")
-            parse = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
-            reader = pacsv.open_csv(path, parse_options=parse,
-                                    read_options=pacsv.ReadOptions(block_size=1 << 24))
-            empty = True
-            for batch in reader:
-                empty = False
-                yield batch
-            if empty:
-                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
-        else:
-            raise DataError(f"file '{path}': unsupported type '{suffix}'; use .csv or .parquet")
-    except DataError:
-        raise
-    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
-        raise DataError(f"file '{path}' cannot be read: {str(exc).splitlines()[0]}") from None
+    yield from iter_file_batches(Path(path), batch_rows=batch_rows)
 
 
 @attrs.frozen(kw_only=True)
@@ -134,7 +106,7 @@ class DeploymentWindow(Window):
 
     name: ClassVar[str] = "deployment"
     deployment: str = "latest"
-    batch_rows: int = DEFAULT_BATCH_ROWS
+    batch_rows: int = attrs.field(default=DEFAULT_BATCH_ROWS, validator=at_least(1))
 
     def record(self, context):
         if self.deployment == "latest":
@@ -142,7 +114,7 @@ class DeploymentWindow(Window):
             if not found:
                 raise NotFoundError(f"no deployment in {context.workspace.root} to monitor")
             return found[0]
-        return context.get(self.deployment, kind="deployment")
+        return context.workspace.resolve(self.deployment, kind="deployment")
 
     def batches(self, *, context):
         dep = self.record(context)

@@ -42,9 +42,14 @@ def create(ctx, source, name, time_column, keys, query, card_file, workspace, js
 
 def _open_source(source: str, query: str | None) -> tuple[Any, str]:
     """The data to snapshot for ``create``'s SOURCE and how the card describes it."""
+    from tether.plugins.tables import CSV_SUFFIXES, PARQUET_SUFFIXES
+
     from .conform import describe_input
     from .sources import SqlSource
 
+    if query is not None and (source.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES) or Path(source).is_dir()):
+        raise ConfigError(f"--query applies to database sources (sqlite:///file.db or a postgresql:// DSN), "
+                          f"not to the file '{source}'; drop --query")
     if query is not None or source.startswith(DATABASE_PREFIXES):
         if not query:
             raise ConfigError(f"--query: a database source needs a query (SOURCE is {source.split(':')[0]})")
@@ -139,7 +144,8 @@ def get(ctx, ref, output, fmt, workspace, json_output):
 @click.argument("a")
 @click.argument("b")
 @click.option("--key", "keys", multiple=True, metavar="COLUMN", help="Key column(s); default: the declared key.")
-@click.option("--samples", default=5, show_default=True, help="Sample keys shown per kind of change.")
+@click.option("--samples", default=5, show_default=True, type=click.IntRange(min=0),
+              help="Sample keys shown per kind of change (0: counts only).")
 @workspace_option
 @json_option
 @click.pass_context

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 #: pieces assembled from streamed batches also at most ``PIECE_BYTES`` (a table already in
 #: memory is sliced without copying, so only the row cap applies to it).
 PIECE_ROWS = 1 << 20
-PIECE_BYTES = 128 << 20
+PIECE_BYTES = 64 << 20
 
 
 def storable_type(t):

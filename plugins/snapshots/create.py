@@ -135,11 +135,30 @@ def take_snapshot(data, *, name: str, source: str, workspace: Workspace, time_co
                 for path, _rows in parts]
         build = _record_builder(capture, digest, refs, [rows for _, rows in parts], name=name, source=source,
                                 time_column=time_column, key=key, declared=declared)
-        store.put_versioned(build, kind="snapshot", name=name)
+        try:
+            store.put_versioned(build, kind="snapshot", name=name)
+        finally:  # committed or not, gc may judge these objects by the records alone now
+            _release(storage, refs)
         committed = True
         return _read_back(store, snapshot_id(digest))
+    except MemoryError as exc:  # pyarrow's ArrowMemoryError is one too
+        raise _out_of_memory(what, exc) from None
     finally:
         capture.close(committed)
+
+
+def _out_of_memory(what: str, exc: MemoryError) -> DataError:
+    from . import conform
+
+    return DataError(f"{what}: ran out of memory ({first_line(exc)}); a snapshot holds a few pieces of up to "
+                     f"{conform.PIECE_BYTES >> 20} MiB at once (more for very wide rows), plus the libraries: "
+                     "give the process more memory")
+
+
+def _release(storage, refs) -> None:
+    release = getattr(storage, "release", None)  # optional: storages with gc leases
+    if callable(release):
+        release([ref.key for ref in refs])
 
 
 def _record_builder(capture: _Capture, digest: str, refs, object_rows, *, name, source, time_column, key,

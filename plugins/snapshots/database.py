@@ -18,7 +18,7 @@ INFER_ROWS = 1_000_000
 
 
 def read_sqlite(path: Path, query: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """The query's rows from a SQLite file opened read-only."""
+    """The query's rows from a SQLite file opened read-only (``mode=ro``); one statement only."""
     import sqlite3
 
     if not path.is_file():
@@ -40,7 +40,8 @@ def read_sqlite(path: Path, query: str, batch_rows: int) -> Iterator[pa.RecordBa
 
 
 def read_postgres(url: str, query: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """The query's rows from PostgreSQL, fetched in batches through a server-side cursor."""
+    """The query's rows from PostgreSQL (one statement, in a READ ONLY transaction), fetched in
+    batches through a server-side cursor."""
     try:
         import psycopg
     except ImportError:
@@ -51,7 +52,9 @@ def read_postgres(url: str, query: str, batch_rows: int) -> Iterator[pa.RecordBa
         # the message may echo connection parameters; keep only its first line, no DSN
         raise DataError(f"sql source: cannot connect to PostgreSQL: {first_line(exc)}") from None
     try:
-        # a named (server-side) cursor: rows arrive in batches
+        # a READ ONLY transaction (a query calling a function that writes fails), and a named
+        # (server-side) cursor: rows arrive in batches, and DECLARE takes exactly one SELECT
+        conn.read_only = True
         with conn.transaction(), conn.cursor(name="tether_snapshot") as cursor:
             try:
                 cursor.execute(query)

@@ -13,6 +13,7 @@ import attrs
 from tether.backends import Source
 from tether.callables import import_callable
 from tether.errors import ConfigError, DataError
+from tether.validators import at_least, single_character
 
 from .card import check_card
 
@@ -36,8 +37,8 @@ class CsvSource(_DatasetParams, Source):
 
     name: ClassVar[str] = "csv"
     path: str
-    delimiter: str = ","
-    block_size: int = 16 << 20
+    delimiter: str = attrs.field(default=",", validator=single_character)
+    block_size: int = attrs.field(default=16 << 20, validator=at_least(1))
 
     def preflight(self, *, context) -> None:
         path = context.resolve_path(self.path)
