@@ -151,9 +151,13 @@ class MetadataStore(Backend):
         raise _abstract(self, "put")
 
     def put_versioned(self, build: Callable[[int], Any], *, kind: str, name: str,
-                      parents: Iterable[tuple[str, str]] = (), run_id: str | None = None) -> Any:
+                      parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
+                      unchanged: Callable[[Any], bool] | None = None) -> Any:
         """Write ``build(n)``, ``n`` being the next version number of ``name``, in one
-        transaction that no concurrent writer can interleave; return the record."""
+        transaction that no concurrent writer can interleave; return the record. With
+        ``unchanged``, the latest stored version of ``name`` (if any) is read in the same
+        transaction; if ``unchanged(latest)`` is true nothing is written and ``latest`` is
+        returned, so concurrent writers of the same content add one version, not several."""
         raise _abstract(self, "put_versioned")
 
     def get(self, record_id: str, kind: str | None = None) -> Any:

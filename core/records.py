@@ -290,6 +290,8 @@ class Evaluation:
     baseline_metrics: dict[str, float] = attrs.field(factory=dict)
     findings: tuple[Finding, ...] = ()
     created_at: dt.datetime = attrs.field(factory=utcnow)
+    #: what it was gated on: metric -> {"min": x, "max_regression": y}
+    gates: dict[str, dict[str, float]] = attrs.field(factory=dict)
 
 
 @record("model_version")

@@ -20,6 +20,7 @@ import json
 import pathlib
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.preconf.json import make_converter as _json_converter
 
@@ -100,6 +101,9 @@ def structure_problems(exc: BaseException, path: str = "") -> list[tuple[str, st
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
         return [(path, f"unknown parameter {', '.join(repr(k) for k in sorted(exc.extra_fields))}")]
     if not isinstance(exc, cattrs.BaseValidationError):
+        args = getattr(exc, "args", ())
+        if len(args) > 1 and isinstance(args[1], attrs.Attribute):  # attrs' validators: (message, attribute, ...)
+            return [(".".join(p for p in (path, args[1].name) if p), str(args[0]))]
         key = getattr(exc, "key", None)  # a ConfigError raised by a validator, naming its parameter
         if key:
             path = path + key if key.startswith("[") else ".".join(p for p in (path, key) if p)

@@ -54,12 +54,16 @@ def _describe(record) -> str:
     if kind == "model":
         return f"model {record.id}  {record.framework}.{record.estimator}"
     if kind == "evaluation":
-        names = [m for m in PREFERRED_METRICS if m in record.metrics]
+        names = [m for m in record.gates if m in record.metrics]  # the gated metrics first
+        names += [m for m in PREFERRED_METRICS if m in record.metrics and m not in names]
         names += sorted(m for m in record.metrics if m not in names and m != "rows")
         parts = []
         for name, value in [(m, record.metrics[m]) for m in names[:3]]:
             base = record.baseline_metrics.get(name)
-            parts.append(f"{name} {value:.4f}" + (f" (baseline {base:.4f})" if base is not None else ""))
+            gates = record.gates.get(name, {})
+            gate = ", ".join(f"{'min' if k == 'min' else 'max drop'} {v:g}" for k, v in gates.items())
+            parts.append(f"{name} {value:.4f}" + (f" ({gate})" if gate else "")
+                         + (f" (baseline {base:.4f})" if base is not None else ""))
         verdict = "passed" if record.passed else "FAILED gates"
         suffix = "" if record.baseline_id else "; no baseline yet"
         return f"evaluation {record.id}  {', '.join(parts)}; {verdict}" + suffix

@@ -59,3 +59,11 @@ def single_character(inst, attribute, value) -> None:
     """Validator: exactly one character (a CSV delimiter)."""
     if not isinstance(value, str) or len(value) != 1:
         raise ConfigError(f"must be one character, got {value!r}", key=attribute.name)
+
+
+def one_of(*choices: Any):
+    """Validator: one of ``choices`` (``None`` allowed)."""
+    def check(inst, attribute, value) -> None:
+        if value is not None and value not in choices:
+            raise ConfigError(f"{value!r} is not one of {', '.join(map(str, choices))}", key=attribute.name)
+    return check

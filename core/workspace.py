@@ -229,7 +229,13 @@ class Workspace:
             except NotFoundError:
                 raise IntegrityError(f"snapshot {snapshot.id}: object '{ref.key}' is missing from storage") from None
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-        return table.to_pandas()
+        del tables
+        # column by column, each Arrow buffer freed once converted: the table and the frame
+        # never both exist whole (peak about one frame instead of two)
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+        del table
+        pa.default_memory_pool().release_unused()
+        return frame
 
 
 def _pick_version(ref: str, name: str, version: str, versions: list[Any]):

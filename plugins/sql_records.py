@@ -4,6 +4,8 @@ Records are stored as their serde envelope (JSON) with indexed columns for looku
 lineage edges live in their own table. SQLite and PostgreSQL differ only in the small
 substitutions a ``Dialect`` holds (placeholder, insertion-order column, upsert form);
 ``SQLRecordStore`` holds the reads and writes, its subclasses the connection.
+``put_versioned`` numbers a record and, given ``unchanged``, first compares the latest
+version in the same transaction, so concurrent writers of an identical record store it once.
 """
 
 from __future__ import annotations
@@ -156,12 +158,28 @@ class SQLRecordStore(MetadataStore):
         return self._execute(conn, sql, (kind, name)).fetchone()[0] or 0
 
     def put_versioned(self, build: Callable[[int], Any], *, kind: str, name: str,
-                      parents: Iterable[tuple[str, str]] = (), run_id: str | None = None) -> Any:
-        """Allocate the next version of ``name`` and write ``build(version)`` in one transaction."""
+                      parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
+                      unchanged: Callable[[Any], bool] | None = None) -> Any:
+        """Allocate the next version of ``name`` and write ``build(version)`` in one transaction.
+
+        With ``unchanged``, the latest stored version is read in that same transaction (after
+        the version lock) and, if ``unchanged(latest)`` is true, returned with nothing
+        written: concurrent writers of one record then store it once.
+        """
         with self.transaction() as conn:
-            record = build(self._max_version(conn, kind, name) + 1)
+            top = self._max_version(conn, kind, name)
+            if unchanged is not None and top:
+                latest = self._version(conn, kind, name, top)
+                if latest is not None and unchanged(latest):
+                    return latest
+            record = build(top + 1)
             self._insert(conn, record, parents=parents, run_id=run_id)
         return record
+
+    def _version(self, conn, kind: str, name: str, version: int) -> Any:
+        sql = "SELECT body FROM {records} WHERE kind = ? AND name = ? AND version = ?"
+        row = self._execute(conn, sql, (kind, name, version)).fetchone()
+        return _serde().loads(row[0]) if row else None
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -101,9 +101,12 @@ class DictStore(MetadataStore):
         RECORDS.pop(record.id, None)
         RECORDS[record.id] = (record, list(parents))
 
-    def put_versioned(self, build, *, kind, name, parents=(), run_id=None):
-        versions = [r.version for r, _ in RECORDS.values() if r.kind == kind and getattr(r, "name", None) == name]
-        record = build(max(versions, default=0) + 1)
+    def put_versioned(self, build, *, kind, name, parents=(), run_id=None, unchanged=None):
+        versions = [r for r, _ in RECORDS.values() if r.kind == kind and getattr(r, "name", None) == name]
+        latest = max(versions, key=lambda r: r.version, default=None)
+        if latest is not None and unchanged is not None and unchanged(latest):
+            return latest
+        record = build(latest.version + 1 if latest else 1)
         self.put(record, parents=parents, run_id=run_id)
         return record
 

@@ -4,6 +4,7 @@ transforms, validation findings, lineage), availability rules, and the skew chec
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -88,6 +89,18 @@ def spend_day(frame):
     day = frame["ts"].dt.floor("D")
     out = frame.assign(ts=day).groupby(["customer_id", "ts"], as_index=False)["amount"].sum()
     return out.rename(columns={"amount": "spend_day"})
+
+
+class TwoLines:
+    def fit(self, X):
+        raise ValueError("Cannot use this strategy with non-numeric data:\\ncould not convert string to float: 'x'")
+
+    def transform(self, X):
+        return X
+
+
+def two_lines():
+    return TwoLines()
 
 
 def broken(frame):
@@ -175,6 +188,29 @@ def test_calculations_python_and_sql_and_their_errors(project):
         compute_feature(define("bad", entity="customer_id", timestamp="ts", calculation="amout * 2"), frame)
     with pytest.raises(ConfigError, match="feature 'bad': calculation: cannot import 'no_such_module'"):
         compute_feature(define("bad", entity="customer_id", timestamp="ts", calculation="no_such_module:f"), frame)
+
+
+def test_a_sql_calculation_is_exactly_one_select_and_runs_nothing_else(project, monkeypatch):
+    monkeypatch.chdir(project)
+    frame = events()
+    written = project / "out.csv"
+    for calculation in (
+        "SELECT customer_id, ts, amount AS x FROM src; COPY (SELECT 1) TO 'out.csv'",
+        "amount) AS x FROM src; COPY (SELECT 1 AS y) TO 'out.csv'; SELECT (1",  # an expression breaking out
+        "COPY (SELECT customer_id, ts, amount AS x FROM src) TO 'out.csv'",
+    ):
+        with pytest.raises(ConfigError, match=r"feature 'x': calculation: expected one SELECT statement .*got "
+                                              r"(2 statements|3 statements|a COPY statement)"):
+            compute_feature(define("x", entity="customer_id", timestamp="ts", calculation=calculation), frame)
+        assert not written.exists()
+    with pytest.raises(ConfigError, match=r"feature 'x': calculation is not valid SQL: Parser Error: syntax error"):
+        compute_feature(define("x", entity="customer_id", timestamp="ts", calculation="amount * * 2"), frame)
+    with pytest.raises(DataError, match=r"feature 'x': SQL calculation failed: .*(disabled|read_csv)"):
+        compute_feature(define("x", entity="customer_id", timestamp="ts",
+                               calculation="(SELECT count(*) FROM read_csv('out.csv'))"), frame)
+    trailing = compute_feature(define("x", entity="customer_id", timestamp="ts",
+                                      calculation="SELECT customer_id, ts, amount AS x FROM src;"), frame)
+    assert len(trailing) == len(frame)
 
 
 def test_future_information_is_caught_by_the_availability_rules(project):
@@ -276,6 +312,22 @@ def test_fitting_on_all_rows_is_impossible_through_the_stage_api(project, host):
         fit_transform_splits(featurizer, frame, np.array(["test"] * 10))
     with pytest.raises(DataError, match="assigns 9 rows but the snapshot has 10"):
         fit_transform_splits(featurizer, frame, np.array(["train"] * 9))
+
+
+def test_transform_failures_are_one_full_line(project, tether_cli):
+    (project / "chain.yaml").write_text(CHAIN.replace("FEATURIZE", "{label: churned, numeric: [contract]}"))
+    failed = tether_cli("run", "chain.yaml", cwd=project)
+    assert failed.exit_code == 2, failed
+    assert failed.stderr.strip().splitlines()[-1] == (
+        "tether: error: stages[2] (featurize): featurize: params.numeric[0]: column 'contract' holds str values, "
+        "not numbers; list it under categorical")
+    spec = "{label: churned, transform: 'fe_helpers:two_lines', columns: [tenure_months]}"
+    (project / "chain.yaml").write_text(CHAIN.replace("FEATURIZE", spec))
+    failed = tether_cli("run", "chain.yaml", cwd=project)
+    assert failed.exit_code == 1, failed
+    assert failed.stderr.strip().splitlines()[-1] == (
+        "tether: error: stages[2] (featurize): featurize: fitting the transform on the training split failed: "
+        "ValueError: Cannot use this strategy with non-numeric data: could not convert string to float: 'x'")
 
 
 def test_validation_findings_against_definitions():
@@ -463,6 +515,36 @@ def test_skew_cli(project, tether_cli):
     assert unknown.exit_code == 2 and unknown.stderr.startswith("tether: error: source 'missing.parquet' is not")
 
 
+def test_skew_cli_reads_csv_sources_and_refuses_empty_or_untimed_ones(project, tether_cli, online):
+    (project / "skew.yaml").write_text(
+        "features:\n  - {name: last_amount, entity: customer_id, timestamp: ts, calculation: amount}\n")
+    frame = events()
+    frame.to_csv(project / "events.csv", index=False)
+    ok = tether_cli("features", "skew", "--catalogue", "skew.yaml", "--source", "events.csv", "--entities", "6",
+                    "--json", cwd=project)
+    assert ok.exit_code == 0, ok
+    assert json.loads(ok.stdout)["checked"] == {"last_amount": 18}
+    frame.head(0).to_csv(project / "empty.csv", index=False)
+    frame.head(0).to_parquet(project / "empty.parquet")
+    frame.assign(ts=frame["ts"].dt.strftime("%d/%m/%Y %H:%M")).to_csv(project / "local.csv", index=False)
+    empty = r"(skew check: the source has no rows|empty\.(csv|parquet)' holds no rows)"  # the reader's or ours
+    for source, message in (("empty.csv", empty), ("empty.parquet", empty),
+                            ("local.csv", "skew check: the timestamp column 'ts' holds str values, not timestamps")):
+        bad = tether_cli("features", "skew", "--catalogue", "skew.yaml", "--source", source, cwd=project)
+        assert bad.exit_code == 2, bad
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and re.match(f"tether: error: .*{message}", lines[0]), bad
+    with pytest.raises(DataError, match="skew check: the source has no rows"):
+        skew_check(skew_definitions(), events().head(0), online_store=online)
+
+
+def test_skew_cli_options_are_range_checked(project, tether_cli):
+    for option, value in (("--entities", "-5"), ("--entities", "0"), ("--timestamps", "0"), ("--tolerance", "-1")):
+        bad = tether_cli("features", "skew", "--source", "events.parquet", option, value, cwd=project)
+        assert bad.exit_code == 2, bad
+        assert f"Invalid value for '{option}'" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_a_misspelt_skew_gate_fails_before_the_run(project, host):
     spec = "{label: churned, numeric: [monthly_charges]}"
     gate = "\npolicy:\n  skew_gate: {source: 'churn.data:scoring_batch', tolerence: 0.1}\n"
@@ -472,6 +554,17 @@ def test_a_misspelt_skew_gate_fails_before_the_run(project, host):
 
     with Workspace.open(host, project / ".tether") as ws:
         assert ws.store.find("run") == []  # nothing ran, nothing recorded
+
+
+def test_skew_gate_numbers_are_range_checked_before_the_run(project, host):
+    spec = "{label: churned, numeric: [monthly_charges]}"
+    for key, value, message in (("entities", "-5", "an integer of at least 1, got -5"),
+                                ("timestamps", "0", "an integer of at least 1, got 0"),
+                                ("tolerance", "-1", "a number of at least 0, got -1"),
+                                ("entities", "many", "an integer of at least 1, got 'many'")):
+        gate = f"\npolicy:\n  skew_gate: {{source: 'churn.data:scoring_batch', {key}: {value}}}\n"
+        with pytest.raises(ConfigError, match=f"policy.skew_gate.{key}: expected {message}"):
+            run_chain(chain(project, host, spec, gate), host)
 
 
 def test_training_set_with_available_at_and_a_reordered_series(project):

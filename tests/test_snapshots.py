@@ -14,7 +14,6 @@ import pytest
 from tether.errors import ConfigError, DataError, IntegrityError, StoreError
 from tether.plugins.snapshots.create import create_snapshot, take_snapshot
 from tether.plugins.snapshots.fingerprint import fingerprint_table
-from tether.plugins.snapshots.read import resolve_snapshot
 from tether.plugins.snapshots.verify import verify_workspace
 
 
@@ -131,9 +130,9 @@ def test_identical_data_is_stored_once_and_versions_only_for_new_content(workspa
     assert v2.version == 2 and v2.id != v1.id
     found = sorted(workspace.store.find("snapshot", name="customers"), key=lambda r: r.version)
     assert [r.version for r in found] == [1, 2]
-    assert resolve_snapshot(workspace.store, "customers").id == v2.id
-    assert resolve_snapshot(workspace.store, "customers@1").id == v1.id
-    assert resolve_snapshot(workspace.store, v1.id[:12]).id == v1.id
+    assert workspace.resolve("customers", kind="snapshot").id == v2.id
+    assert workspace.resolve("customers@1", kind="snapshot").id == v1.id
+    assert workspace.resolve(v1.id[:12], kind="snapshot").id == v1.id
 
 
 def test_large_input_is_split_into_parts_and_reassembled_in_order(workspace, monkeypatch):
@@ -550,6 +549,8 @@ def test_cli_create_ls_show_get_diff(tmp_path, tether_cli):
     assert any(s["column"] == "amount" and "min" in s for s in report["statistics"])
     human = tether_cli("snapshots", "diff", "cust@1", "cust@2")
     assert "3 removed, 4 changed" in human.stdout and "schema: + extra (int64)" in human.stdout
+    stats = [line for line in human.stdout.splitlines() if line.startswith("stats: ")]
+    assert stats and not any(token in line for line in stats for token in ("None", "[[", "[]", "'"))
 
     verify = tether_cli("verify")
     assert verify.exit_code == 0 and "verify ok" in verify.stdout

@@ -264,3 +264,77 @@ def test_a_default_workspace_writes_no_workspace_file(tmp_path, tether_cli):
         "version: 1\nstages:\n  - {stage: snapshot, plugin: csv, params: {path: data.csv}}\n")
     assert tether_cli("run", "chain.yaml").exit_code == 0
     assert not (tmp_path / ".tether" / "workspace.json").exists()
+
+
+# --- concurrency: first opens, idempotent versioned writes -----------------------------------
+
+
+def _first_open_and_write(workspace: str, index: int, barrier, errors: list) -> None:
+    from tether.plugins.sqlite_store.store import SQLiteStore
+
+    store = SQLiteStore(workspace=workspace)
+    try:
+        barrier.wait(timeout=60)
+        store.put(split(index))
+    except Exception as exc:  # noqa: BLE001 - reported by the test
+        errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        store.close()
+
+
+def test_sqlite_concurrent_first_opens_of_a_fresh_file_all_succeed(tmp_path):
+    """8 stores open one fresh file at once and write at once; repeated, never 'database is locked'."""
+    for attempt in range(100):
+        workspace = str(tmp_path / f"ws{attempt}")
+        barrier, errors = threading.Barrier(8), []
+        threads = [threading.Thread(target=_first_open_and_write, args=(workspace, i, barrier, errors))
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"attempt {attempt}: {errors}"
+        from tether.plugins.sqlite_store.store import SQLiteStore
+
+        check = SQLiteStore(workspace=workspace)
+        assert sorted(r.id for r in check.find("split")) == [f"split-{i}" for i in range(8)]
+        check.close()
+
+
+def _catalogue(features: int):
+    from tether.plugins.features.catalogue import define
+
+    return [define(f"f{i:03d}", entity="customer_id", timestamp="ts", calculation=f"x * {i}")
+            for i in range(features)]
+
+
+def _apply_catalogue(store_name: str, params: dict, features: int, barrier) -> None:
+    from tether.manager import PluginHost
+    from tether.plugins.features.catalogue import apply_definitions
+
+    store = PluginHost(entry_points=False).backends.create("store", store_name, params)
+    definitions = _catalogue(features)
+    barrier.wait(timeout=120)
+    apply_definitions(store, definitions)
+    store.close()
+
+
+def test_concurrent_applies_of_one_catalogue_store_each_definition_once(store):
+    """16 processes apply the same 200 definitions at once: 200 records, one version each."""
+    from tether.plugins.features.catalogue import apply_definitions
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(16)
+    procs = [ctx.Process(target=_apply_catalogue, args=(store.name, _params_of(store), 200, barrier))
+             for _ in range(16)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+    assert [p.exitcode for p in procs] == [0] * 16
+    stored = store.find("feature")
+    assert len(stored) == 200
+    assert {(d.name, d.version) for d in stored} == {(f"f{i:03d}", 1) for i in range(200)}
+    again = apply_definitions(store, _catalogue(200))
+    assert {status for _, status in again} == {"unchanged"}
+    assert len(store.find("feature")) == 200

@@ -6,7 +6,9 @@ schema and its tables if missing (under an advisory lock, so concurrent first op
 never race), every table is qualified with the schema and ``search_path`` is that schema
 only, so a workspace never reads or writes another schema's tables. Model versions are
 numbered under a transaction-scoped advisory lock, so two registrations of the same
-model name never get the same number. The connection string usually comes from the
+model name never get the same number, and ``put_versioned(..., unchanged=)`` compares
+the latest version under that same lock (concurrent applies of one feature catalogue
+store each definition once). The connection string usually comes from the
 environment: ``store: {plugin: postgres, params: {dsn: "${TETHER_PG_DSN}"}}``; it is
 never logged.
 

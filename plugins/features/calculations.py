@@ -4,7 +4,8 @@ check that a calculation uses nothing from after its availability time.
 A calculation is ``"module:function"`` (a function of the source DataFrame returning a
 Series aligned with it, or a frame of entity, timestamp and the feature) or a SQL
 expression evaluated by DuckDB over the source registered as ``src`` (window functions
-allowed; a full ``SELECT``/``WITH`` query is used as written).
+allowed; a full ``SELECT``/``WITH`` query is used as written). SQL must be exactly one
+``SELECT`` statement, and DuckDB runs it with file and network access disabled.
 """
 
 from __future__ import annotations
@@ -82,10 +83,14 @@ def _feature_frame(definition: FeatureDefinition, result: Any, source: pd.DataFr
 def _sql_calculation(name: str, expression: str, source, entity: str, ts: str):
     import duckdb
 
-    query = (expression if expression.lstrip().lower().startswith(("select", "with"))
-             else f"SELECT {quote_identifier(entity)}, {quote_identifier(ts)}, ({expression}) "
-                  f"AS {quote_identifier(name)} FROM src")
-    con = duckdb.connect()
+    if expression.lstrip().lower().startswith(("select", "with")):
+        query = one_select(name, expression)
+    else:
+        _not_a_statement(name, expression)
+        query = one_select(name, f"SELECT {quote_identifier(entity)}, {quote_identifier(ts)}, ({expression}) "
+                                 f"AS {quote_identifier(name)} FROM src")
+    # the calculation sees the source rows (``src``) only: no files, no network
+    con = duckdb.connect(config={"enable_external_access": False})
     try:
         con.register("src", source)
         return con.sql(query).df()
@@ -93,6 +98,38 @@ def _sql_calculation(name: str, expression: str, source, entity: str, ts: str):
         raise DataError(f"feature '{name}': SQL calculation failed: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
+
+
+def _statements(name: str, query: str) -> list:
+    import duckdb
+
+    try:
+        return duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise ConfigError(f"feature '{name}': calculation is not valid SQL: {str(exc).splitlines()[0]}") from None
+
+
+def _not_a_statement(name: str, expression: str) -> None:
+    """An expression must not be a statement of its own (``COPY ...``, ``INSERT ...``)."""
+    try:
+        _statements(name, expression)
+    except ConfigError:
+        return  # not a statement: an expression, checked once wrapped in the SELECT
+    one_select(name, expression)
+
+
+def one_select(name: str, query: str) -> str:
+    """``query`` if it is exactly one ``SELECT`` statement (a trailing ``;`` allowed), else a
+    ``ConfigError`` naming the feature: a calculation must not run anything else."""
+    import duckdb
+
+    statements = _statements(name, query)
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        got = (f"{len(statements)} statements" if len(statements) != 1
+               else f"a {statements[0].type.name} statement")
+        raise ConfigError(f"feature '{name}': calculation: expected one SELECT statement (or an expression over "
+                          f"the source 'src'), got {got}")
+    return statements[0].query.strip().rstrip(";")
 
 
 def build_training_set(entities, definitions: Sequence[FeatureDefinition], source: pd.DataFrame, *,

@@ -191,6 +191,10 @@ def define(name: str, **fields: Any) -> FeatureDefinition:
 def apply_definitions(store, definitions: Iterable[FeatureDefinition], *, run_id: str | None = None):
     """Store each definition as a new version unless the latest stored one is identical.
 
+    Idempotent under concurrency: whether the latest version differs is decided again in
+    the store's write transaction (``put_versioned(..., unchanged=)``), so concurrent
+    applies of one catalogue store each changed definition once.
+
     Returns ``[(definition as stored, "created" | "updated" | "unchanged")]``.
     """
     results = []
@@ -199,12 +203,17 @@ def apply_definitions(store, definitions: Iterable[FeatureDefinition], *, run_id
         if latest is not None and latest.digest == definition.digest:
             results.append((latest, "unchanged"))
             continue
+        built: list[int] = []
 
-        def build(version: int, d=definition):
+        def build(version: int, d=definition, built=built):
+            built.append(version)
             return attrs.evolve(d, id=f"feature-{d.name}-{version}", version=version, created_at=utcnow())
 
-        stored = store.put_versioned(build, kind="feature", name=definition.name, run_id=run_id)
-        results.append((stored, "created" if latest is None else "updated"))
+        # Decided again inside the store's transaction: a concurrent apply may have stored it.
+        stored = store.put_versioned(build, kind="feature", name=definition.name, run_id=run_id,
+                                     unchanged=lambda stored, d=definition: stored.digest == d.digest)
+        status = "unchanged" if not built else "created" if built[0] == 1 else "updated"
+        results.append((stored, status))
     return results
 
 

@@ -108,9 +108,12 @@ def _print_feature(data) -> None:
               help="The serving implementation of a feature, if it differs from the definition.")
 @click.option("--feature", "feature_names", multiple=True, help="Only these features.")
 @click.option("--online-store", "store_plugin", default="sqlite", show_default=True)
-@click.option("--entities", default=50, show_default=True)
-@click.option("--timestamps", default=3, show_default=True)
-@click.option("--tolerance", default=1e-9, show_default=True)
+@click.option("--entities", type=click.IntRange(min=1), default=50, show_default=True,
+              help="How many entities to sample.")
+@click.option("--timestamps", type=click.IntRange(min=1), default=3, show_default=True,
+              help="How many times to sample per entity.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=1e-9, show_default=True,
+              help="Largest absolute difference counted as equal.")
 @workspace_option
 @json_option
 @click.pass_context

@@ -58,6 +58,43 @@ class UserTransform:
         return [str(n) for n in names()] if callable(names) else []
 
 
+# --- Parameter checks (attrs validators: they run when the chain is validated, and the
+# chain's error names ``stages[i].params.<key>``) ---------------------------------------------
+
+
+def _check_columns(inst, attribute, value) -> None:
+    """Input columns: non-empty names, each listed once (across ``numeric`` and ``categorical``)."""
+    earlier = list(inst.numeric) if attribute.name == "categorical" else []
+    seen: list[str] = []
+    for i, name in enumerate(value):
+        key = f"{attribute.name}[{i}]"
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"a column name must be a non-empty string, got {name!r}", key=key)
+        if name in seen or name in earlier:
+            where = attribute.name if name in seen else "numeric"
+            raise ConfigError(f"'{name}' is listed twice (also in {where}); list each input column once", key=key)
+        seen.append(name)
+
+
+def _check_label(inst, attribute, value) -> None:
+    """The label: a non-empty name that is not also an input (the model would be given the answer)."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"a column name must be a non-empty string, got {value!r}", key=attribute.name)
+    for field in ("numeric", "categorical", "columns"):
+        names = list(getattr(inst, field))
+        if value in names:
+            raise ConfigError(f"'{value}' is the label (params.label); a model given its label as a feature scores "
+                              f"perfectly on every split and is useless: remove it from {field}",
+                              key=f"{field}[{names.index(value)}]")
+
+
+def _check_path(inst, attribute, value) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ConfigError(f"expected a file path, got {value!r} (omit it for no catalogue)", key=attribute.name)
+
+
 @attrs.frozen(kw_only=True)
 class SklearnFeaturizer(Featurizer):
     """Impute + scale numeric columns, impute + one-hot encode categorical ones; or the
@@ -70,12 +107,12 @@ class SklearnFeaturizer(Featurizer):
     """
 
     name: ClassVar[str] = "sklearn"
-    numeric: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
-    label: str | None = None
+    numeric: tuple[str, ...] = attrs.field(default=(), validator=_check_columns)
+    categorical: tuple[str, ...] = attrs.field(default=(), validator=_check_columns)
+    label: str | None = attrs.field(default=None, validator=_check_label)
     transform: str | None = None
-    columns: tuple[str, ...] = ()
-    catalogue: str | None = None
+    columns: tuple[str, ...] = attrs.field(default=(), validator=_check_columns)
+    catalogue: str | None = attrs.field(default=None, validator=_check_path)
     validate: bool = True
     fail_on_findings: bool = True
 
@@ -130,6 +167,18 @@ class SklearnFeaturizer(Featurizer):
     def label_column(self) -> str | None:
         return self.label
 
+    def check_numeric(self, frame) -> None:
+        """``DataError`` naming a ``numeric`` column whose values are not numbers."""
+        import pandas as pd
+
+        if self.transform:
+            return
+        for i, name in enumerate(self.numeric):
+            if name in frame and not (pd.api.types.is_numeric_dtype(frame[name])
+                                      or pd.api.types.is_bool_dtype(frame[name])):
+                raise DataError(f"featurize: params.numeric[{i}]: column '{name}' holds {frame[name].dtype} "
+                                "values, not numbers; list it under categorical")
+
 
 def _refuse_fitted(transform: Any, where: str) -> None:
     """A transform fitted before the stage could have seen every row: refuse it."""
@@ -151,6 +200,13 @@ def _refuse_fitted(transform: Any, where: str) -> None:
 # --- The stage ------------------------------------------------------------------------------
 
 
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception's whole message on one line (library messages continue on the next
+    line after "...data:"), cut at ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def fit_transform_splits(featurizer: Featurizer, frame, splits):
     """Fit on the rows labelled ``train`` only; transform every split.
 
@@ -170,12 +226,14 @@ def fit_transform_splits(featurizer: Featurizer, frame, splits):
     train = frame[splits == "train"]
     if train.empty:
         raise DataError("featurize: the split has no training rows")
+    if isinstance(featurizer, SklearnFeaturizer):
+        featurizer.check_numeric(frame)
     transform = featurizer.build()
     try:
         transform = transform.fit(train[columns]) or transform
     except Exception as exc:  # noqa: BLE001 - any failure of the transform is reported as the stage's
         raise StageError(f"featurize: fitting the transform on the training split failed: "
-                         f"{type(exc).__name__}: {exc}") from None
+                         f"{type(exc).__name__}: {one_line(exc)}") from None
     matrices, names = {}, None
     for split_name in ("train", "validation", "test"):
         part = frame[splits == split_name]
@@ -194,7 +252,7 @@ def _transform_split(transform, part, columns: list[str], label: str | None, spl
         values = np.asarray(transform.transform(part[columns]))
     except Exception as exc:  # noqa: BLE001 - any failure of the transform is reported as the stage's
         raise StageError(f"featurize: transforming the {split_name} split failed: "
-                         f"{type(exc).__name__}: {exc}") from None
+                         f"{type(exc).__name__}: {one_line(exc)}") from None
     if values.ndim == 1:
         values = values.reshape(-1, 1)
     if names is None:

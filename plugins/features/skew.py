@@ -90,7 +90,20 @@ def _entity_and_time(definitions: Sequence[FeatureDefinition], serving: Mapping[
                               f"check features of one entity ({key}, {ts_col}) at a time")
     if key not in source or ts_col not in source:
         raise DataError(f"skew check: the source needs columns '{key}' and '{ts_col}'")
+    _check_source(source, ts_col)
     return key, ts_col
+
+
+def _check_source(source, ts_col: str) -> None:
+    """Rows to sample, and a timestamp column that holds timestamps."""
+    import pandas as pd
+
+    if len(source) == 0 or source[ts_col].notna().sum() == 0:
+        raise DataError("skew check: the source has no rows" if len(source) == 0
+                        else f"skew check: the timestamp column '{ts_col}' holds no values")
+    if not pd.api.types.is_datetime64_any_dtype(source[ts_col]):
+        raise DataError(f"skew check: the timestamp column '{ts_col}' holds {source[ts_col].dtype} values, not "
+                        "timestamps; store it as a timestamp (ISO 8601 text such as 2025-01-31T12:00:00Z in a CSV)")
 
 
 def _sample(source, key: str, ts_col: str, *, entities: int, timestamps: int, seed: int):

@@ -53,6 +53,13 @@ def check_gate_config(config: Any, where: str = "policy.skew_gate") -> None:
         raise ConfigError(f"{where}.serving: expected a mapping of feature -> calculation")
     if not isinstance(config.get("online_store") or {}, Mapping):
         raise ConfigError(f"{where}.online_store: expected {{plugin: NAME, params: {{...}}}}")
+    for key, low in (("entities", 1), ("timestamps", 1), ("seed", 0)):
+        value = config.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{where}.{key}: expected an integer of at least {low}, got {value!r}")
+    tolerance = config.get("tolerance", 0)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < float("inf"):
+        raise ConfigError(f"{where}.tolerance: expected a number of at least 0, got {tolerance!r}")
 
 
 def check_policy(value: Any, *, where: str, host) -> None:
@@ -143,7 +150,6 @@ def load_source(spec: str, *, base_dir: Path | None = None, workspace=None) -> p
     path = path if path.is_absolute() or base_dir is None else base_dir / path
     if not path.exists():
         raise DataError(f"source '{spec}' is not a module:function, a snapshot id or an existing file")
-    try:
-        return pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any reader error is a bad source file
-        raise DataError(f"source '{path}' cannot be read: {exc}") from None
+    from tether.plugins.tables import read_file_table
+
+    return read_file_table(path).to_pandas()

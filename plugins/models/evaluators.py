@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 import attrs
 from tether.backends import Evaluator
 from tether.errors import DataError
+from tether.validators import one_of, within
 
 if TYPE_CHECKING:  # pragma: no cover
     from tether.records import Evaluation, Finding
@@ -27,13 +28,43 @@ def _load_matrix(context, features, split_name):
 class GatedEvaluator(Evaluator):
     """Base of the built-in evaluators: ``metrics()`` on the held-out split, then gates
     (``min`` per metric, ``max_regression`` against the latest registered version of
-    ``model_name`` when ``baseline: latest``). Subclasses implement ``metrics``."""
+    ``model_name`` when ``baseline: latest``). Subclasses set ``METRICS`` and implement
+    ``metrics``. A gate naming a metric the evaluator does not compute is an error when the
+    chain is validated, not after training."""
 
-    split: str = "test"
-    baseline: str | None = None  # "latest": the latest registered version of model `model_name`
-    model_name: str | None = None
-    min: dict[str, float] = attrs.field(factory=dict)  # metric -> lowest acceptable value
-    max_regression: dict[str, float] = attrs.field(factory=dict)  # metric -> allowed drop vs baseline
+    #: the metrics ``metrics()`` computes; gates may name only these
+    METRICS: ClassVar[tuple[str, ...]] = ()
+
+    split: str = attrs.field(default="test", validator=one_of("train", "validation", "test"),
+                             metadata={"doc": "the split scored: `train`, `validation` or `test`"})
+    baseline: str | None = attrs.field(
+        default=None, validator=one_of("latest"),
+        metadata={"doc": "`latest`: compare with the latest registered version of `model_name`"})
+    model_name: str | None = attrs.field(default=None, metadata={"doc": "the registered model the baseline is of"})
+    min: dict[str, float] = attrs.field(factory=dict, metadata={
+        "doc": "metric -> lowest acceptable value; a model below any fails the stage's gate"})
+    max_regression: dict[str, float] = attrs.field(factory=dict, metadata={
+        "doc": "metric -> largest allowed drop against the baseline (higher-is-better metrics)"})
+
+    def __attrs_post_init__(self) -> None:
+        from tether.errors import ConfigError
+
+        for gate in ("min", "max_regression"):
+            for metric in getattr(self, gate):
+                if metric not in self.METRICS:
+                    raise ConfigError(f"unknown metric '{metric}' (the {self.name} evaluator computes: "
+                                      f"{', '.join(self.METRICS)})", key=f"{gate}.{metric}")
+        if self.baseline == "latest" and not self.model_name:
+            raise ConfigError("baseline: latest needs the model_name whose latest version is the baseline",
+                              key="model_name")
+
+    def gate_summary(self) -> dict[str, dict[str, float]]:
+        """``metric -> {"min": x, "max_regression": y}``: what the evaluation was gated on."""
+        out: dict[str, dict[str, float]] = {}
+        for gate in ("min", "max_regression"):
+            for metric, value in getattr(self, gate).items():
+                out.setdefault(metric, {})[gate] = value
+        return out
 
     def gates(self, metrics: dict[str, float], baseline: dict[str, float]) -> list[Finding]:
         from tether.records import Finding
@@ -78,14 +109,17 @@ class GatedEvaluator(Evaluator):
         findings = self.gates(metrics, baseline)
         return Evaluation(id=new_id("eval"), model_id=model.id, feature_set_id=features.id, split=self.split,
                           evaluator=self.name, metrics=metrics,
-                          passed=not any(f.severity == "error" for f in findings),
+                          passed=not any(f.severity == "error" for f in findings), gates=self.gate_summary(),
                           baseline_id=baseline_id, baseline_metrics=baseline, findings=tuple(findings))
 
 
 @attrs.frozen(kw_only=True)
 class ClassificationEvaluator(GatedEvaluator):
     name: ClassVar[str] = "classification"
-    threshold: float = 0.5
+    METRICS = ("roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1", "positive_rate", "rows")
+    #: scores at or above it predict the positive class; scores are probabilities, so [0, 1]
+    threshold: float = attrs.field(default=0.5, validator=within(0, 1), metadata={
+        "doc": "scores at or above it predict the positive class (accuracy, f1, positive_rate)"})
 
     def metrics(self, model, X, y) -> dict[str, float]:
         from sklearn import metrics as m
@@ -102,6 +136,7 @@ class ClassificationEvaluator(GatedEvaluator):
 @attrs.frozen(kw_only=True)
 class RegressionEvaluator(GatedEvaluator):
     name: ClassVar[str] = "regression"
+    METRICS = ("r2", "mae", "rmse", "rows")
 
     def metrics(self, model, X, y) -> dict[str, float]:
         from sklearn import metrics as m

@@ -45,7 +45,9 @@ class WorkspaceRegistry(Registry):
                                 description=self.description)
 
         parents = [(model.id, "model")] + ([(evaluation.id, "evaluation")] if evaluation else [])
-        # The version row is written here, in one transaction with its number; the runner's
-        # later put of the same id is a no-op.
+        # The version row is written here, in one transaction with its number (and the check
+        # that the latest version is another model, so concurrent registrations add one);
+        # the runner's later put of the same id is a no-op.
         return context.store.put_versioned(build, kind="model_version", name=self.model_name, parents=parents,
-                                           run_id=context.run.id if context.run else None)
+                                           run_id=context.run.id if context.run else None,
+                                           unchanged=lambda latest: latest.model_id == model.id)

@@ -109,9 +109,8 @@ def ls(ctx, name, workspace, json_output):
 def show(ctx, ref, workspace, json_output):
     """Show a snapshot's dataset card (REF: id, NAME or NAME@VERSION)."""
     from .card import format_card
-    from .read import resolve_snapshot
 
-    record = resolve_snapshot(open_workspace(ctx, workspace).store, ref)
+    record = open_workspace(ctx, workspace).resolve(ref, kind="snapshot", hint="tether snapshots ls")
     emit(ctx, record, lambda: click.echo(format_card(record)))
 
 
@@ -126,10 +125,10 @@ def get(ctx, ref, output, fmt, workspace, json_output):
     """Materialise the exact data of a snapshot, verified, to a file (or CSV on stdout)."""
     import sys
 
-    from .read import resolve_snapshot, write_csv_stream, write_snapshot
+    from .read import write_csv_stream, write_snapshot
 
     ws = open_workspace(ctx, workspace)
-    record = resolve_snapshot(ws.store, ref)
+    record = ws.resolve(ref, kind="snapshot", hint="tether snapshots ls")
     if output:
         path = write_snapshot(ws, record, output, fmt)
         emit(ctx, {"snapshot": record.id, "output": str(path), "rows": record.num_rows},
@@ -152,10 +151,9 @@ def get(ctx, ref, output, fmt, workspace, json_output):
 def diff(ctx, a, b, keys, samples, workspace, json_output):
     """Compare two snapshots: schema, rows by key, summary statistics."""
     from .diff import diff_snapshots, format_diff
-    from .read import resolve_snapshot
 
     ws = open_workspace(ctx, workspace)
-    ra, rb = resolve_snapshot(ws.store, a), resolve_snapshot(ws.store, b)
+    ra, rb = (ws.resolve(r, kind="snapshot", hint="tether snapshots ls") for r in (a, b))
     report = diff_snapshots(ws, ra, rb, key=keys, samples=samples)
     emit(ctx, report, lambda: click.echo(format_diff(report)))
 

@@ -154,10 +154,23 @@ def format_diff(report: dict[str, Any]) -> str:
         lines.append(f"schema: ~ {item['column']} {item['from']} -> {item['to']}")
     lines.extend(_format_rows(report["rows"]))
     for item in report["statistics"]:
-        parts = [f"{k} {v['from']} -> {v['to']}" for k, v in item.items() if isinstance(v, dict)]
+        parts = [f"{k} {_shown(v['from'])} -> {_shown(v['to'])}" for k, v in item.items() if isinstance(v, dict)]
         if parts:
             lines.append(f"stats: {item['column']}: " + "; ".join(parts))
     return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    """A statistic as a person reads it: ``-`` for none, ``6`` significant digits, and
+    top values as ``value (count)``."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        items = [f"{v[0]} ({v[1]:,})" if isinstance(v, (list, tuple)) and len(v) == 2 else str(v) for v in value]
+        return ", ".join(items[:5]) + (", …" if len(items) > 5 else "")
+    return str(value)
 
 
 def _format_rows(rows: dict[str, Any]) -> list[str]:

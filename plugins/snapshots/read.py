@@ -16,42 +16,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from tether.workspace import Workspace
 
 
-def resolve_snapshot(store, ref: str) -> DatasetSnapshot:
-    """A snapshot by id, unique id prefix, ``NAME@VERSION`` or ``NAME`` (its latest version)."""
-    record = store.get(ref, kind="snapshot")
-    if record is not None:
-        return record
-    name, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
-    versions = store.find("snapshot", name=name)
-    if versions:
-        return _pick_version(ref, name, version, versions)
-    if ref.startswith("snap-") and len(ref) >= 9:
-        found = store.find("snapshot", prefix=ref, limit=2)
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise NotFoundError(f"snapshot id prefix '{ref}' is ambiguous; give more characters")
-    raise NotFoundError(f"no snapshot '{ref}' (give an id, NAME or NAME@VERSION; see `tether snapshots ls`)")
-
-
-def _pick_version(ref: str, name: str, version: str, versions: list[DatasetSnapshot]) -> DatasetSnapshot:
-    if not version:
-        return max(versions, key=_ver)
-    try:
-        wanted = int(version.lstrip("v"))
-    except ValueError:
-        raise NotFoundError(f"snapshot '{ref}': version '{version}' is not a number") from None
-    match = [r for r in versions if r.version == wanted]
-    if match:
-        return match[0]
-    raise NotFoundError(f"dataset '{name}' has no version {wanted} "
-                        f"(versions: {', '.join(str(r.version) for r in sorted(versions, key=_ver))})")
-
-
-def _ver(record) -> tuple:
-    return (record.version or 0, record.created_at)
-
-
 def verified_part_paths(workspace: Workspace, snapshot: DatasetSnapshot) -> list[Path]:
     """Local paths of the snapshot's Parquet parts, each checked against its digest first."""
     if not snapshot.objects:
