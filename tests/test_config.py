@@ -319,3 +319,14 @@ def test_a_misspelled_policy_is_an_error_before_the_run(project, tether_cli, pol
     assert result.exit_code == 2, result
     assert re.search(message, result.stderr), result.stderr
     assert records_in_store(project) == 0
+
+
+def test_a_workspace_that_is_a_file_is_one_line_and_writes_nothing(project, tether_cli):
+    (project / "ws").write_text("not a folder")
+    write_chain(project, GOOD.replace("version: 1\n", "version: 1\nworkspace: ws\n"))
+    result = tether_cli("run", "chain.yaml", cwd=project)
+    assert result.exit_code == 2, result
+    assert result.stderr.strip().endswith("workspace: '" + str(project / "ws") + "' is a file; name a folder")
+    assert (project / "ws").read_text() == "not a folder"
+    listed = tether_cli("runs", "ls", "-w", "ws", cwd=project)
+    assert listed.exit_code == 2 and "is a file, not a folder" in listed.stderr
