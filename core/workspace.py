@@ -228,14 +228,9 @@ class Workspace:
                     tables.append(self.read_table(ref, columns))
             except NotFoundError:
                 raise IntegrityError(f"snapshot {snapshot.id}: object '{ref.key}' is missing from storage") from None
-        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+        whole = [pa.concat_tables(tables) if len(tables) > 1 else tables[0]]
         del tables
-        # column by column, each Arrow buffer freed once converted: the table and the frame
-        # never both exist whole (peak about one frame instead of two)
-        frame = table.to_pandas(split_blocks=True, self_destruct=True)
-        del table
-        pa.default_memory_pool().release_unused()
-        return frame
+        return table_to_frame(whole)  # the table and the frame never both exist whole
 
 
 def _pick_version(ref: str, name: str, version: str, versions: list[Any]):
@@ -254,3 +249,34 @@ def _pick_version(ref: str, name: str, version: str, versions: list[Any]):
         return match[0]
     known = ", ".join(str(getattr(r, "version", "?")) for r in sorted(versions, key=order))
     raise NotFoundError(f"'{name}' has no version {wanted} (versions: {known})")
+
+
+def table_to_frame(tables: list):
+    """The Arrow table in the one-element list ``tables`` as a DataFrame, without holding both
+    whole. The table is taken out of the list, so that no reference outside keeps the
+    columns already converted alive (it must not be used afterwards).
+
+    A table without pandas metadata (CSV, Parquet not written by pandas) is converted a
+    column at a time, each column's Arrow memory handed back to the system before the next
+    (the reader's batches interleave every column's buffers, so a whole-table conversion
+    frees nothing until its end: 1.8 GB instead of 1.2 GB for a 0.8 GB table); a table
+    with pandas metadata (an index, column dtypes to restore) is converted whole.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    table = tables.pop()
+    pool = pa.default_memory_pool()
+    if table.schema.pandas_metadata is not None or len(set(table.column_names)) != table.num_columns:
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+        del table
+        pool.release_unused()  # hand the freed Arrow memory back to the system
+        return frame
+    names, rows, columns = table.column_names, table.num_rows, {}
+    for name in names:
+        column = table.column(0)
+        table = table.remove_column(0)
+        columns[name] = column.to_pandas(split_blocks=True, self_destruct=True)
+        del column
+        pool.release_unused()
+    return pd.DataFrame(columns, index=pd.RangeIndex(rows), copy=False)

@@ -17,6 +17,7 @@ from tether.errors import DataError
 SPLITS = ("train", "validation", "test")
 LABELS = (*SPLITS, "excluded")
 FINGERPRINT_METHOD = "tether-row-v1"
+FINGERPRINT_BLOCK = 1 << 20  # rows hashed at a time
 
 #: Split names accepted in a split column (after stripping and lower-casing).
 LABEL_ALIASES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
@@ -29,6 +30,15 @@ def label_order(name: str) -> int:
     return LABELS.index(name) if name in LABELS else len(LABELS)
 
 
+def missing_column(column, columns, *, what: str) -> DataError:
+    """``<what> 'col' is not in the data; did you mean 'cal'? (columns: ...)`` as a DataError."""
+    from tether.errors import did_you_mean
+
+    names = [str(c) for c in columns]
+    shown = ", ".join(names[:20]) + (f", ... ({len(names)} in all)" if len(names) > 20 else "")
+    return DataError(f"{what} '{column}' is not in the data{did_you_mean(str(column), names)} (columns: {shown})")
+
+
 # --- split names ---------------------------------------------------------------------------
 
 
@@ -37,18 +47,20 @@ def normalize_labels(values, *, where: str, column: str = ""):
     import numpy as np
     import pandas as pd
 
-    series = pd.Series(values)
-    if series.isna().any():
-        pos = int(series.isna().to_numpy().argmax())
+    # the distinct values are mapped, not every row: a column of millions holds a handful of names
+    codes, uniques = pd.factorize(pd.Series(values), use_na_sentinel=True)
+    if (codes < 0).any():
+        pos = int((codes < 0).argmax())
         raise DataError(f"{where}: split column '{column}' is empty at row {pos}; every row needs a split")
-    mapped = series.astype(str).str.strip().str.lower().map(LABEL_ALIASES)
+    names = pd.Series(np.asarray(uniques, dtype=object)).astype(str)
+    mapped = names.str.strip().str.lower().map(LABEL_ALIASES)
     if mapped.isna().any():
-        bad = sorted(set(series[mapped.isna()].astype(str)))[:5]
+        bad = sorted(set(names[mapped.isna()]))[:5]
         raise DataError(
             f"{where}: split column '{column}' has values {', '.join(map(repr, bad))}; "
             f"use train/validation/test (or valid, val, dev, holdout)"
         )
-    return np.asarray(mapped.to_numpy(), dtype=object)
+    return np.asarray(mapped.to_numpy(), dtype=object)[codes]
 
 
 # --- fingerprints ----------------------------------------------------------------------------
@@ -70,11 +82,22 @@ def _column_hashes(values):
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
         floats = values.astype("float64").to_numpy(dtype="float64", na_value=np.nan) + 0.0  # -0.0 -> 0.0
         return hash_array(floats)
-    objects = values.astype("object").to_numpy()
-    mask = pd.isna(objects)
-    text = objects.astype(str).astype(object)
-    text[mask] = None
-    return hash_array(text, categorize=True)
+    # as hash_array(values as strings, categorize=True), without a string per row: the distinct
+    # values are hashed as strings and taken by code; nulls hash to the maximum, as there
+    try:
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        text = np.empty(len(uniques), dtype=object)
+        text[:] = list(uniques)
+        text = text.astype(str).astype(object)
+    except TypeError:  # unhashable values (lists, dicts): every row as its string
+        objects = values.astype("object").to_numpy()
+        text = objects.astype(str).astype(object)
+        text[pd.isna(objects)] = None
+        return hash_array(text, categorize=True)
+    out = np.full(len(codes), np.iinfo(np.uint64).max, dtype=np.uint64)
+    present = codes >= 0
+    out[present] = hash_array(text, categorize=False)[codes[present]]
+    return out
 
 
 def row_fingerprints(frame, columns=None):
@@ -93,12 +116,17 @@ def row_fingerprints(frame, columns=None):
     columns = sorted(map(str, frame.columns if columns is None else columns))
     acc = np.full(len(frame), 0x9E3779B97F4A7C15, dtype=np.uint64)
     lookup = {str(c): c for c in frame.columns}
+    salts = {name: pd.util.hash_array(np.array([name], dtype=object))[0] for name in columns}
+    # a block of rows at a time: the per-column temporaries are a block's, not a column's
     with np.errstate(over="ignore"):
-        for name in columns:
-            salt = pd.util.hash_array(np.array([name], dtype=object))[0]
-            h = _column_hashes(frame[lookup[name]]) ^ salt
-            acc = (acc * np.uint64(0x100000001B3)) ^ h
-            acc ^= acc >> np.uint64(29)
+        for start in range(0, len(frame), FINGERPRINT_BLOCK):
+            part = acc[start:start + FINGERPRINT_BLOCK]
+            for name in columns:
+                h = _column_hashes(frame[lookup[name]].iloc[start:start + FINGERPRINT_BLOCK])
+                h ^= salts[name]
+                part *= np.uint64(0x100000001B3)
+                part ^= h
+                part ^= part >> np.uint64(29)
     return acc
 
 

@@ -116,7 +116,7 @@ def test_row_fingerprints_ignore_order_index_and_dtype_quirks(tmp_path):
 def test_ratios_that_do_not_sum_to_one_are_a_config_error(host):
     with pytest.raises(ConfigError, match=r"stages\[1\].params: .*sum to 1.1, not 1"):
         host.backends.create("split", "random", {"train": 0.8, "validation": 0.15, "test": 0.15}, where="stages[1]")
-    with pytest.raises(ConfigError, match="must be between 0 and 1"):
+    with pytest.raises(ConfigError, match=r"a share must be in \[0, 1\]"):
         host.backends.create("split", "random", {"train": 1.2, "validation": -0.1, "test": -0.1})
 
 
@@ -152,7 +152,7 @@ def test_entity_too_big_for_any_split_is_a_data_error():
 
 
 def test_missing_declared_column_is_a_data_error():
-    with pytest.raises(DataError, match="entity_column 'client' is not a column"):
+    with pytest.raises(DataError, match="group split: entity_column 'client' is not in the data"):
         GroupSplit(entity_column="client").assign(customers(10))
 
 
@@ -355,3 +355,150 @@ def test_column_split_in_a_chain_checks_rows_without_the_split_column(tmp_path, 
     _, outputs = run(path, host)
     (finding,) = outputs["split"].findings
     assert finding.check == "exact_duplicates" and finding.evidence["rows"] == [0, 1]
+
+
+# --- results stay the same (guards the memory work: same ids and findings as before it) -----------
+
+
+def mixed_rows(n: int = 1500, seed: int = 7) -> pd.DataFrame:
+    """Customers plus text with nulls and case variants, booleans, floats with NaN, a zero column,
+    an exact copy and a near copy across the ``fold`` split."""
+    rng = np.random.default_rng(seed)
+    frame = customers(n, entities=150, seed=seed)
+    frame["city"] = np.where(rng.random(n) < 0.1, None, rng.choice(["Oslo", "oslo ", "Lima"], n)).astype(object)
+    frame["flag"] = rng.random(n) < 0.5
+    frame["amount"] = np.where(rng.random(n) < 0.05, np.nan, rng.normal(100, 20, n))
+    frame["zero"] = 0.0
+    frame.iloc[10] = frame.iloc[11].to_numpy()
+    frame.iloc[20] = frame.iloc[22].to_numpy()
+    frame.loc[20, ["amount", "zero", "x"]] = [frame.loc[22, "amount"] * (1 + 1e-8), 3e-7, frame.loc[22, "x"] + 1e-9]
+    frame["fold"] = np.where(np.arange(n) % 5 == 0, "test", np.where(np.arange(n) % 5 == 1, "val", "train"))
+    return frame.astype({"flag": bool, "y": "int64"})
+
+
+def findings_digest(findings) -> str:
+    import hashlib
+    import json
+
+    from tether import serde
+
+    payload = json.dumps([serde.converter.unstructure(f) for f in findings], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+SAME_AS_BEFORE = [  # (split, manifest id, findings digest), recorded before the memory work
+    ({"plugin": "random", "params": {"entity_column": "customer", "label": "y", "ignore_columns": ["fold"]}},
+     "split-e85892466f6bcdcf", "ea7128b2c4b715a5"),
+    ({"plugin": "stratified", "params": {"label": "y", "time_column": "ts", "ignore_columns": ["fold"]}},
+     "split-7d2bd523756928d0", "fefe9477c4fe19c6"),
+    ({"plugin": "group", "params": {"entity_column": "customer", "label": "y", "seed": 3}},
+     "split-3c63e4dbc510577f", "4f53cda18c2baa0c"),
+    ({"plugin": "time_group", "params": {"entity_column": "customer", "time_column": "ts", "label": "y", "gap": "2d"}},
+     "split-18b2817fed30733d", "4f53cda18c2baa0c"),
+    ({"plugin": "column", "params": {"split_column": "fold", "label": "y"}},
+     "split-47de03199c4b5c2f", "232e231fd40cc8c5"),
+]
+
+
+@pytest.mark.parametrize(("split", "manifest_id", "digest"), SAME_AS_BEFORE,
+                         ids=[case[0]["plugin"] for case in SAME_AS_BEFORE])
+def test_manifest_ids_and_findings_are_unchanged(tmp_path, host, split, manifest_id, digest):
+    policy = {"leakage": {"exact_duplicates": "warn", "entity_overlap": "warn", "temporal_order": "warn"}}
+    _, outputs = run(write_chain(tmp_path, mixed_rows(), split, policy=policy), host)
+    manifest = outputs["split"]
+    assert (manifest.id, findings_digest(manifest.findings)) == (manifest_id, digest)
+
+
+# --- bad params: before the run, with key paths -----------------------------------------------------
+
+
+def test_bad_sizes_and_shares_fail_before_the_run_naming_the_key(tmp_path, host):
+    from tether.workspace import Workspace
+
+    frame = customers(100)
+    cases = [({"plugin": "random", "params": {"train": 1.5, "validation": -0.25, "test": -0.25}},
+              None, r"stages\[1\]\.params\.train: a share must be in \[0, 1\], got 1\.5"),
+             ({"plugin": "group", "params": {"entity_column": "customer", "seed": -1}},
+              None, r"stages\[1\]\.params\.seed: must be at least 0, got -1"),
+             ({"plugin": "random", "params": {}}, {"leakage": {"near_duplicates": {"coarse": 0}}},
+              r"policy\.leakage\.near_duplicates\.params\.coarse: must be at least 1, got 0"),
+             ({"plugin": "random", "params": {}}, {"leakage": {"near_duplicates": {"max_pairs": -1}}},
+              r"policy\.leakage\.near_duplicates\.params\.max_pairs: must be at least 1, got -1"),
+             ({"plugin": "random", "params": {}}, {"leakage": {"label_shift": {"action": "warn", "max_distance": 3}}},
+              r"policy\.leakage\.label_shift\.params\.max_distance: must be in \[0, 1\], got 3")]
+    for split, policy, expected in cases:
+        with pytest.raises(ConfigError, match=expected):
+            run(write_chain(tmp_path, frame, split, policy=policy), host)
+    ws = Workspace.open(host, tmp_path / ".tether")
+    try:
+        assert ws.store.find("run") == []
+    finally:
+        ws.close()
+
+
+def test_declared_columns_missing_from_the_data_suggest_the_nearest(tmp_path, host, tether_cli):
+    frame = customers(200)
+    cases = [({"plugin": "random", "params": {"time_column": "tss"}},
+              "stages[1].params.time_column: column 'tss' is not in the data; did you mean 'ts'?"),
+             ({"plugin": "group", "params": {"entity_column": "custome"}},
+              "stages[1].params.entity_column: column 'custome' is not in the data; did you mean 'customer'?"),
+             ({"plugin": "stratified", "params": {"label": "yy"}},
+              "stages[1].params.label: column 'yy' is not in the data; did you mean 'y'?"),
+             ({"plugin": "random", "params": {"ignore_columns": ["x", "xx"]}},
+              "stages[1].params.ignore_columns[1]: column 'xx' is not in the data; did you mean 'x'?")]
+    for split, expected in cases:
+        result = tether_cli("run", write_chain(tmp_path, frame, split))
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2, result
+        assert lines[-1].startswith("tether: error: ") and expected in lines[-1], result
+    with pytest.raises(DataError, match="entity_column 'client' is not in the data; did you mean"):
+        GroupSplit(entity_column="client").assign(customers(10).rename(columns={"customer": "clients"}))
+
+
+# --- memory: 5 million rows x 20 columns split within 1.5 GiB (benchmarks/bench_split_memory.py) -------
+
+
+def traced_peak(fn) -> tuple[object, int]:
+    """(result, peak bytes Python and numpy allocated while ``fn`` ran, above what was held before)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def test_time_split_labels_share_one_string_per_split():
+    # one str object per row cost ~65 bytes a row (330 MB for 5 million rows), held by the whole stage
+    frame = customers(3000)
+    for strategy in (TimeSplit(time_column="ts", gap="2d"),
+                     TimeGroupSplit(time_column="ts", entity_column="customer", gap="2d")):
+        labels = strategy.assign(frame).to_numpy()
+        assert set(labels) == {"train", "validation", "test", "excluded"}
+        assert len({id(v) for v in labels}) == 4, strategy.name
+
+
+def test_row_fingerprints_hash_a_block_of_rows_at_a_time():
+    n = 6 << 20
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=n), "n": rng.integers(0, 9, n)})
+    fingerprints, peak = traced_peak(lambda: row_fingerprints(frame))
+    assert fingerprints[:1000].tolist() == row_fingerprints(frame.iloc[:1000]).tolist()
+    assert peak < 2.5 * fingerprints.nbytes  # was 5 columns' worth: copies and hashes of whole columns
+
+
+def test_assignment_frame_is_built_without_a_fixed_width_copy_of_the_names():
+    from tether.plugins.splits.stage import _assignment_frame
+
+    n = 2_000_000
+    labels = np.array(["train", "validation", "test", "excluded"], dtype=object)[np.arange(n) % 4]
+    fingerprints = np.arange(n, dtype=np.uint64)
+    frame, peak = traced_peak(lambda: _assignment_frame(fingerprints, labels))
+    assert frame["split"].tolist()[:4] == ["train", "validation", "test", "excluded"]
+    assert frame.dtypes.to_dict() == pd.DataFrame({"split": labels.astype(str)}).dtypes.to_dict() | {
+        "row": np.dtype("int64"), "row_fingerprint": np.dtype("uint64")}
+    assert peak < 40 * n  # labels.astype(str) alone was 40 bytes a row ('<U10')

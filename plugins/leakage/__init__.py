@@ -3,8 +3,8 @@
 Checks (``policy.leakage`` names, default action in brackets):
 
 * ``exact_duplicates`` [fail]: identical rows in more than one split;
-* ``near_duplicates`` [warn]: rows equal within a relative tolerance (text compared
-  after case and whitespace normalisation) in more than one split;
+* ``near_duplicates`` [warn]: rows equal within a tolerance (``atol + tolerance * max(|a|, |b|)``;
+  text compared after case and whitespace normalisation) in more than one split;
 * ``entity_overlap`` [fail]: an entity (``entity_column``) in more than one split;
 * ``temporal_order`` [fail]: training rows later than the start of validation or test,
   validation rows later than the start of test;
@@ -22,7 +22,8 @@ mapping with ``action`` plus the check's options (see docs/leakage.md).
 
 Modules: ``input`` (:class:`~.input.LeakageInput`, feature timings from a catalogue),
 ``evidence`` (helpers for findings), the checks ``duplicates``, ``near_duplicates``,
-``entities``, ``temporal``, ``target`` (with ``scoring``) and ``label_shift``; ``policy``
+``entities``, ``temporal``, ``target`` (with ``scoring``) and ``label_shift``; ``near_join`` (the
+near-duplicate join), ``options`` (validators of the checks' and strategies' options); ``policy``
 (running checks by policy, ``LeakageFailed``), ``report`` (text and HTML), ``audit``
 (checking a data file whose split is a column) and ``commands`` (``tether leakage``).
 """

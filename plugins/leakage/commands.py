@@ -40,6 +40,7 @@ def leakage(ctx, data, split_column, entity_column, time_column, label, catalogu
     )
     failing = [f for f in findings if f.severity == "error"]
     if html_path:
+        Path(html_path).parent.mkdir(parents=True, exist_ok=True)
         Path(html_path).write_text(findings_html(findings, title=f"Leakage audit of {data}", summary=summary),
                                    encoding="utf-8")
     payload = {"data": data, "failed": bool(failing), "summary": summary,

@@ -7,6 +7,7 @@ from typing import ClassVar
 import attrs
 from tether.backends import LeakageCheck
 from tether.records import Finding
+from tether.validators import at_least
 
 from .evidence import cap, pairs_text, rows_by_split, split_pairs
 from .input import LeakageInput
@@ -20,11 +21,22 @@ def groups_across_splits(keys, codes):
     import numpy as np
 
     live = np.flatnonzero(codes >= 0)
-    k, c = keys[live], codes[live]
+    k = keys[live]
     order = np.argsort(k, kind="stable")
-    k, c, rows = k[order], c[order], live[order]
+    k = k[order]
     if len(k) == 0:
-        return rows[:0], 0, {}
+        return live[:0], 0, {}
+    # only keys held by two rows or more can span splits: keep their rows (few, in most data)
+    same = k[1:] == k[:-1]
+    shared = np.zeros(len(k), dtype=bool)
+    shared[1:] = same
+    shared[:-1] |= same
+    del same
+    order = order[shared]
+    k, c, rows = k[shared], codes[live[order]], live[order]
+    del order, shared, live
+    if len(k) == 0:
+        return rows, 0, {}
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     leaking = np.minimum.reduceat(c, starts) != np.maximum.reduceat(c, starts)
     flag = np.repeat(leaking, np.diff(np.r_[starts, len(k)]))
@@ -39,7 +51,7 @@ class ExactDuplicates(LeakageCheck):
 
     name: ClassVar[str] = "exact_duplicates"
     default_action: ClassVar[str] = "fail"
-    sample: int = 50
+    sample: int = attrs.field(default=50, validator=at_least(1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
         columns = data.compared_columns()

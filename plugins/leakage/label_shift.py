@@ -7,6 +7,7 @@ from typing import ClassVar
 import attrs
 from tether.backends import LeakageCheck
 from tether.records import Finding
+from tether.validators import within
 
 from .evidence import cap
 from .input import SPLIT_NAMES, LeakageInput
@@ -57,7 +58,7 @@ class LabelShift(LeakageCheck):
 
     name: ClassVar[str] = "label_shift"
     default_action: ClassVar[str] = "warn"
-    max_distance: float = 0.1
+    max_distance: float = attrs.field(default=0.1, validator=within(0, 1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
         import numpy as np

@@ -1,8 +1,11 @@
-"""``near_duplicates``: rows equal within a relative tolerance in more than one split.
+"""``near_duplicates``: rows equal within a tolerance in more than one split.
 
-Numbers are placed on a coarse logarithmic grid and each row's cells (plus its normalised
-text) hashed into one key; values near a cell edge are also looked up in the neighbouring
-cell, candidate pairs sharing a key are verified exactly. Everything is vectorised.
+Two numbers are near when ``|a - b| <= atol + tolerance * max(|a|, |b|)`` (numpy.isclose's
+convention, symmetric). Numbers are placed on a coarse grid over ``sign(x) * log1p(|x| / s)``,
+``s = atol / tolerance`` (logarithmic for large values, linear around zero; with ``atol: 0``
+over ``log |x|``, zero apart) and each row's cells (plus its normalised text) hashed into
+one key; values near a cell edge are also looked up in the neighbouring cell, candidate
+pairs sharing a key are verified exactly. Everything is vectorised.
 """
 
 from __future__ import annotations
@@ -11,31 +14,39 @@ from typing import ClassVar
 
 import attrs
 from tether.backends import LeakageCheck
-from tether.errors import ConfigError
 from tether.records import Finding
+from tether.validators import at_least, within
 
 from .evidence import cap, pairs_text, rows_by_split, split_pairs
 from .input import SPLIT_NAMES, LeakageInput
+from .near_join import candidate_blocks, column_values, expansions, grid_cells, lookup_blocks, mix, neighbour
 
 
-def _normalized_text_codes(values):
-    """Integer codes of a text column after lower-casing and collapsing whitespace."""
+def _normalized_text_codes(values, rows):
+    """Integer codes, at ``rows``, of a text column after lower-casing and collapsing
+    whitespace (-1: missing)."""
     import numpy as np
     import pandas as pd
 
-    codes, uniques = pd.factorize(values.astype("object"), use_na_sentinel=True)
-    norm = pd.Series(uniques, dtype="object").astype(str).str.lower().str.split().str.join(" ")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # the distinct values only become strings
+    codes = codes[rows]
+    norm = pd.Series(np.asarray(uniques, dtype=object), dtype="object").astype(str)
+    norm = norm.str.lower().str.split().str.join(" ")
     remap, _ = pd.factorize(norm)
-    out = np.where(codes >= 0, remap[np.clip(codes, 0, None)] if len(remap) else 0, -1)
-    return out.astype(np.int64)
+    return np.append(remap, -1).astype(np.int32)[codes]  # code -1 (missing) takes the appended -1
 
 
-def _mix(h, j: int):
+def _xor_hashes(key, values, j: int, rows=None) -> None:
+    """``key ^= mix(hash(values[rows]), j)`` (``values`` itself without ``rows``), a block at a
+    time (no whole-column temporaries)."""
     import numpy as np
+    import pandas as pd
 
-    with np.errstate(over="ignore"):
-        x = (h + np.uint64(j + 1) * np.uint64(0x9E3779B97F4A7C15)) * np.uint64(0xBF58476D1CE4E5B9)
-        return x ^ (x >> np.uint64(31))
+    from .near_join import BLOCK
+
+    for start in range(0, len(key), BLOCK):
+        block = values[start:start + BLOCK] if rows is None else values[rows[start:start + BLOCK]]
+        key[start:start + BLOCK] ^= mix(pd.util.hash_array(block.astype(np.int64, copy=False)), j)
 
 
 def _split_columns(frame, columns):
@@ -56,17 +67,24 @@ def _collapse(fingerprints, codes, live):
     """Identical rows of one split as one candidate: (representative rows, weights, group per live row)."""
     import numpy as np
 
-    order = np.lexsort((codes[live], fingerprints[live]))
-    f_s, c_s = fingerprints[live][order], codes[live][order]
-    starts = np.flatnonzero(np.r_[True, (f_s[1:] != f_s[:-1]) | (c_s[1:] != c_s[:-1])])
-    weight = np.diff(np.r_[starts, len(order)])
-    group_of = np.empty(len(live), dtype=np.int64)
-    group_of[order] = np.repeat(np.arange(len(starts)), weight)
+    f, c = fingerprints[live], codes[live]
+    order = np.lexsort((c, f))
+    f, c = f[order], c[order]
+    new = np.ones(len(f), dtype=bool)
+    new[1:] = (f[1:] != f[:-1]) | (c[1:] != c[:-1])
+    del f, c
+    starts = np.flatnonzero(new)
+    del new
+    small = np.int32 if len(live) < 2**31 - 1 else np.int64  # group ids and sizes fit, at half the memory
+    weight = np.diff(np.r_[starts, len(order)]).astype(small)
+    group_of = np.empty(len(live), dtype=small)
+    group_of[order] = np.repeat(np.arange(len(starts), dtype=small), weight)
     return live[order[starts]], weight, group_of
 
 
 def _text_keys(frame, columns, rows, first: int):
-    """Hashed key part and integer codes (normalised text) of the exactly compared columns."""
+    """Hashed key part and integer codes (normalised text) of the exactly compared columns
+    (``None`` for a timestamp column: its integers are read from the frame when verifying)."""
     import numpy as np
     import pandas as pd
 
@@ -76,21 +94,26 @@ def _text_keys(frame, columns, rows, first: int):
         col = frame[c]
         if (pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype)
                 or isinstance(col.dtype, pd.CategoricalDtype)):
-            tc = _normalized_text_codes(col)
+            text[c] = _normalized_text_codes(col, rows)
+        elif hasattr(col.array, "asi8"):  # timestamps, durations: their integers compare as they do
+            text[c] = None  # not gathered for every row: 8 bytes a row held through the join
+            _xor_hashes(key, col.array.asi8, j, rows)
+            continue
         else:
-            tc = pd.factorize(col, use_na_sentinel=True)[0].astype(np.int64)
-        text[c] = tc[rows]
-        key ^= _mix(pd.util.hash_array(text[c]), j)
+            text[c] = pd.factorize(col, use_na_sentinel=True)[0].astype(np.int32)[rows]
+        _xor_hashes(key, text[c], j)
     return key, text
 
 
 @attrs.frozen(kw_only=True)
 class NearDuplicates(LeakageCheck):
-    """Rows whose numbers are equal within ``tolerance`` (relative) and whose text is equal
-    after case and whitespace normalisation, in more than one split; exact copies are left
-    to ``exact_duplicates``.
+    """Rows whose numbers are near (``|a - b| <= atol + tolerance * max(|a|, |b|)``) and
+    whose text is equal after case and whitespace normalisation, in more than one split;
+    exact copies are left to ``exact_duplicates``.
 
-    Numbers are placed on a coarse logarithmic grid (cells ``coarse`` tolerances wide);
+    Numbers are placed on a coarse grid (cells ``coarse`` tolerances wide) over
+    ``sign(x) * log1p(|x| * tolerance / atol)``: logarithmic for large values, linear around
+    zero, so a 0 that became 3e-7 is still near it;
     a value within one tolerance of a cell edge is also looked up in the neighbouring
     cell, so no pair is missed at a boundary (rows with more than ``max_expand`` such
     values are looked up in their own cells only). Candidate pairs sharing a cell key are
@@ -99,22 +122,23 @@ class NearDuplicates(LeakageCheck):
 
     name: ClassVar[str] = "near_duplicates"
     default_action: ClassVar[str] = "warn"
-    tolerance: float = 1e-6
-    coarse: int = 1000
-    max_expand: int = 8
-    max_pairs: int = 5_000_000
-    sample: int = 50
+    tolerance: float = attrs.field(default=1e-6, validator=within(0, 0.5, open_low=True, open_high=True))
+    atol: float = attrs.field(default=1e-6, validator=at_least(0))
+    coarse: int = attrs.field(default=1000, validator=at_least(1))
+    max_expand: int = attrs.field(default=8, validator=at_least(0))
+    max_pairs: int = attrs.field(default=5_000_000, validator=at_least(1))
+    sample: int = attrs.field(default=50, validator=at_least(1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
         import numpy as np
 
-        if not 0 < self.tolerance < 0.5:
-            raise ConfigError(f"policy.leakage.near_duplicates.tolerance: {self.tolerance} must be between 0 and 0.5")
         codes = data.codes
         fp_all = np.asarray(data.compared_fingerprints)
         live = np.flatnonzero(codes >= 0)
         if len(live) < 2:
             return []
+        if len(codes) < 2**31 - 1:
+            live = live.astype(np.int32)  # row positions (and the candidates' below) at half the memory
         reps, weight, group_of = _collapse(fp_all, codes, live)
         a, b, numeric, text, truncated = self._candidates(data.frame, data.compared_columns(), reps, codes)
         if len(a):  # exact copies belong to exact_duplicates
@@ -128,7 +152,8 @@ class NearDuplicates(LeakageCheck):
         first = np.argsort(ra, kind="stable")
         evidence = {"truncated": truncated, "numeric_columns": [str(c) for c in numeric],
                     "text_columns": [str(c) for c in text]}
-        return [self._finding(ra[first], rb[first], (weight[a] * weight[b])[first], rows, codes, evidence)]
+        pair_weight = weight[a].astype(np.int64) * weight[b]
+        return [self._finding(ra[first], rb[first], pair_weight[first], rows, codes, evidence)]
 
     def _finding(self, ra, rb, pair_weight, rows, codes, evidence) -> Finding:
         """The finding for verified pairs ``(ra, rb)``, each standing for ``pair_weight`` pairs of rows."""
@@ -142,10 +167,10 @@ class NearDuplicates(LeakageCheck):
         return Finding(
             check=self.name, severity="warning",
             message=f"{n_pairs} pairs of near-identical rows ({len(rows)} rows) are in different splits "
-                    f"({pairs_text(pairs)}; relative tolerance {self.tolerance:g})",
+                    f"({pairs_text(pairs)}; tolerance {self.tolerance:g}, atol {self.atol:g})",
             evidence={"n_pairs": n_pairs, "n_rows": len(rows), "split_pairs": pairs,
                       "rows_by_split": rows_by_split(rows, codes), "rows": cap(rows, self.sample),
-                      "pairs": sample_pairs, "tolerance": self.tolerance, **evidence},
+                      "pairs": sample_pairs, "tolerance": self.tolerance, "atol": self.atol, **evidence},
             fix="remove near-copies before splitting (e.g. round and deduplicate), or split by the entity the "
                 "copies belong to so they stay in one split",
         )
@@ -153,99 +178,73 @@ class NearDuplicates(LeakageCheck):
     def _candidates(self, frame, columns, rows, codes):
         """Verified near pairs ``(a, b)`` (indices into ``rows``, ``a < b``) in different splits,
         the numeric and text columns compared, and whether ``max_pairs`` cut the join short."""
+        import numpy as np
+
         numeric, exact = _split_columns(frame, columns)
-        key, deltas, values = self._numeric_keys(frame, numeric, rows)
+        key, deltas = self._numeric_keys(frame, numeric, rows)
         text_key, text = _text_keys(frame, exact, rows, len(numeric))
         key ^= text_key
-        q_rows, q_keys = self._lookups(key, deltas)
-        a, b, truncated = self._join(key, q_rows, q_keys)
-        return (*self._verify(a, b, codes[rows], values, text, len(rows)), numeric, text, truncated)
+        del text_key
+        extra_rows, extra_keys = expansions(key, deltas, self.max_expand)
+        del deltas
+        state: dict = {}
+        split_codes, n, found = codes[rows], len(rows), []
+        for a, b in candidate_blocks(key, lookup_blocks(key, extra_rows, extra_keys), self.max_pairs, state):
+            a, b = self._verify(frame, a, b, rows, split_codes, numeric, text)
+            found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+        pair_key = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+        return pair_key // n, pair_key % n, numeric, text, state["truncated"]
 
     def _numeric_keys(self, frame, numeric, rows):
-        """Per row: the hashed grid cells of its numbers, the key deltas of its neighbouring
-        cells (``[(rows near an edge, xor delta)]``) and the values for the exact check."""
+        """Per row: the hashed grid cells of its numbers, and the key deltas of its neighbouring
+        cells (``[(rows near an edge, xor delta)]``, per column the lower edges, then the upper)."""
         import numpy as np
         import pandas as pd
 
-        step = -np.log1p(-self.tolerance) * 1.000001  # log-distance of a relative difference of `tolerance`
-        width = step * self.coarse
+        from .near_join import BLOCK
+
+        # the grid distance of two near values is at most -log(1 - tolerance) (log |x|, atol 0),
+        # or tolerance / (1 - tolerance) (log1p(|x| / s), two signs around zero)
+        tol = self.tolerance
+        step = (tol / (1 - tol) if self.atol > 0 else -np.log1p(-tol)) * 1.000001
+        grid = {"atol": self.atol, "tolerance": tol, "width": step * self.coarse, "step": step}
         key = np.zeros(len(rows), dtype=np.uint64)
-        deltas, values = [], {}
+        deltas = []
         for j, c in enumerate(numeric):
-            x = frame[c].to_numpy(dtype="float64", na_value=np.nan)[rows]
-            values[c] = x
-            nz = np.isfinite(x) & (x != 0)
-            pos = np.where(nz, (np.log(np.abs(np.where(nz, x, 1.0))) + 0.318309886) / width, 0.0)
-            cell = np.floor(pos)
-            frac = (pos - cell) * width
-            sign = np.where(x < 0, 1, 0)
-            special = np.where(np.isnan(x), 3, np.where(x == 0, 2, np.where(np.isinf(x), 4 + sign, 0)))
-            base = np.where(special > 0, -special, cell.astype(np.int64) * 2 + sign)
-            hb = _mix(pd.util.hash_array(base.astype(np.int64)), j)
-            key ^= hb
-            for shift, near in ((-1, nz & (frac <= step)), (1, nz & (width - frac <= step))):
-                at = np.flatnonzero(near)
+            edges: dict[int, list] = {-1: [], 1: []}
+            for start in range(0, len(rows), BLOCK):
+                cells, near_lo, near_hi = grid_cells(column_values(frame[c], rows[start:start + BLOCK]), **grid)
+                hb = mix(pd.util.hash_array(cells), j)
+                key[start:start + len(cells)] ^= hb
+                for shift, near in ((-1, near_lo), (1, near_hi)):
+                    at = np.flatnonzero(near)
+                    alt = mix(pd.util.hash_array(neighbour(cells[at], shift, self.atol)), j)
+                    edges[shift].append((at + start, hb[at] ^ alt))
+            for shift in (-1, 1):
+                at = np.concatenate([e[0] for e in edges[shift]]) if edges[shift] else np.zeros(0, np.int64)
                 if len(at):
-                    alt = (cell[at].astype(np.int64) + shift) * 2 + sign[at]
-                    deltas.append((at, hb[at] ^ _mix(pd.util.hash_array(alt), j)))
-        return key, deltas, values
+                    deltas.append((at, np.concatenate([e[1] for e in edges[shift]])))
+        return key, deltas
 
-    def _lookups(self, key, deltas):
-        """Rows and the keys to look them up under: their own, and every subset of their
-        boundary deltas (rows with more than ``max_expand`` deltas: their own key only)."""
-        import numpy as np
-
-        n = len(key)
-        n_near = np.zeros(n, dtype=np.int64)
-        for at, _ in deltas:
-            n_near[at] += 1
-        q_rows, q_keys = np.arange(n), key.copy()
-        for at, delta in deltas:
-            ok = n_near[at] <= self.max_expand
-            at, delta = at[ok], delta[ok]
-            if not len(at):
-                continue
-            d = np.zeros(n, dtype=np.uint64)
-            d[at] = delta
-            has = np.zeros(n, dtype=bool)
-            has[at] = True
-            sel = has[q_rows]
-            new_rows = q_rows[sel]
-            q_rows = np.concatenate([q_rows, new_rows])
-            q_keys = np.concatenate([q_keys, q_keys[sel] ^ d[new_rows]])
-        return q_rows, q_keys
-
-    def _join(self, key, q_rows, q_keys):
-        """Candidate pairs ``(a, b)``: lookup row ``a`` and row ``b`` whose key matches; at most ``max_pairs``."""
-        import numpy as np
-
-        order = np.argsort(key, kind="stable")
-        lo = np.searchsorted(key[order], q_keys, "left")
-        counts = np.searchsorted(key[order], q_keys, "right") - lo
-        truncated = int(counts.sum()) > self.max_pairs
-        if truncated:
-            keep = np.cumsum(counts) <= self.max_pairs
-            q_rows, lo, counts = q_rows[keep], lo[keep], counts[keep]
-        a = np.repeat(q_rows, counts)
-        offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-        b = order[np.repeat(lo, counts) + offsets]
-        return a, b, truncated
-
-    def _verify(self, a, b, split_codes, values, text, n):
-        """The candidate pairs in different splits whose values really are near (deduplicated)."""
+    def _verify(self, frame, a, b, rows, split_codes, numeric, text):
+        """The candidate pairs in different splits whose values really are near."""
         import numpy as np
 
         diff = split_codes[a] != split_codes[b]
         a, b = a[diff], b[diff]
-        if len(a):
-            pair_key = np.unique(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
-            a, b = pair_key // n, pair_key % n
-        ok = np.ones(len(a), dtype=bool)
-        for x in values.values():
-            xa, xb = x[a], x[b]
+        for c, tc in text.items():
+            if tc is None:  # a timestamp column: its integers at the candidates only
+                values = frame[c].array.asi8
+                same = values[rows[a]] == values[rows[b]]
+            else:
+                same = tc[a] == tc[b]
+            a, b = a[same], b[same]
+        for c in numeric:
+            if not len(a):
+                break
+            xa, xb = column_values(frame[c], rows[a]), column_values(frame[c], rows[b])
             with np.errstate(invalid="ignore"):
-                close = (xa == xb) | (np.abs(xa - xb) <= self.tolerance * np.maximum(np.abs(xa), np.abs(xb)))
-            ok &= close | (np.isnan(xa) & np.isnan(xb))
-        for tc in text.values():
-            ok &= tc[a] == tc[b]
-        return a[ok], b[ok]
+                bound = self.atol + self.tolerance * np.maximum(np.abs(xa), np.abs(xb))
+                close = (xa == xb) | (np.abs(xa - xb) <= bound) | (np.isnan(xa) & np.isnan(xb))
+            a, b = a[close], b[close]
+        return a, b

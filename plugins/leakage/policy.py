@@ -65,7 +65,10 @@ def _make_check(cls, options: dict[str, Any], *, host, where: str):
     if host is not None:
         return host.backends.create("leakage", cls.name, options, where=where)
     reject_unknown_keys(options, [f.name for f in attrs.fields(cls) if f.init], where, what="option")
-    return cls(**options)
+    try:
+        return cls(**options)
+    except ConfigError as exc:  # a validator's error names its option
+        raise ConfigError(f"{where}.params.{exc.key}: {exc}" if exc.key else f"{where}.params: {exc}") from None
 
 
 def check_policy(value: Any, *, where: str, host) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+AUC_BLOCK = 1 << 20  # positives searched at a time
+
 
 def auc_binary(x, positive) -> float:
     """ROC AUC of score ``x`` for boolean ``positive`` (ties count half); NaN rows dropped."""
@@ -20,9 +22,13 @@ def auc_of_sorted(pos, neg) -> float:
     pos, neg = drop_nan(pos), drop_nan(neg)
     if not len(pos) or not len(neg):
         return float("nan")
-    lo = np.searchsorted(neg, pos, "left")
-    hi = np.searchsorted(neg, pos, "right")
-    return float((lo.sum() + 0.5 * (hi - lo).sum()) / (len(pos) * len(neg)))
+    below, ties = np.int64(0), np.int64(0)  # a block of positives at a time: no per-row arrays
+    for start in range(0, len(pos), AUC_BLOCK):
+        lo = np.searchsorted(neg, pos[start:start + AUC_BLOCK], "left")
+        hi = np.searchsorted(neg, pos[start:start + AUC_BLOCK], "right")
+        below += lo.sum()
+        ties += (hi - lo).sum()
+    return float((below + 0.5 * ties) / (len(pos) * len(neg)))
 
 
 def best_separation(aucs) -> float:

@@ -9,6 +9,7 @@ from typing import ClassVar
 import attrs
 from tether.backends import LeakageCheck
 from tether.records import Finding
+from tether.validators import at_least, within
 
 from .input import LeakageInput
 from .scoring import auc_of_sorted, best_separation, encoded_score, prepare_label, score_feature
@@ -35,12 +36,18 @@ class _Scorer:
 
     def numeric(self, column: str) -> float:
         """ROC AUC of the value (one-vs-rest), or R² for a numeric label, over all split rows."""
-        import numpy as np
+        from .near_join import column_values
 
-        full = self.frame[column].to_numpy(dtype="float64", na_value=np.nan)
+        col = self.frame[column]
         if self.kind == "numeric":
-            return score_feature(full[self.idx], self.y, self.kind, self.classes)
-        return best_separation(auc_of_sorted(np.sort(full[pos]), np.sort(full[neg])) for pos, neg in self.by_class)
+            return score_feature(column_values(col, self.idx), self.y, self.kind, self.classes)
+
+        def sorted_values(rows):
+            values = column_values(col, rows)  # gathered rows only, sorted in place: no full-column copies
+            values.sort()
+            return values
+
+        return best_separation(auc_of_sorted(sorted_values(pos), sorted_values(neg)) for pos, neg in self.by_class)
 
     def category(self, column: str) -> float:
         """The category's label mean, learnt on training rows and scored on held-out rows."""
@@ -64,9 +71,9 @@ class TargetLeakage(LeakageCheck):
 
     name: ClassVar[str] = "target_leakage"
     default_action: ClassVar[str] = "warn"
-    threshold: float = 0.98
-    r2_threshold: float = 0.95
-    threads: int = 0
+    threshold: float = attrs.field(default=0.98, validator=within(0, 1))
+    r2_threshold: float = attrs.field(default=0.95, validator=within(0, 1))
+    threads: int = attrs.field(default=0, validator=at_least(0))
 
     def check(self, data: LeakageInput) -> list[Finding]:
         import numpy as np
@@ -77,7 +84,13 @@ class TargetLeakage(LeakageCheck):
         if kind == "class" and not classes:
             return []
         idx = np.flatnonzero(live)
-        scorer = _Scorer(data.frame, idx, yv[idx], data.codes[idx] > 0, kind, classes)
+        del live
+        if len(data.frame) < 2**31 - 1:
+            idx = idx.astype(np.int32)  # row positions at half the memory (the scorer keeps them per class)
+        y = yv[idx]
+        del yv
+        scorer = _Scorer(data.frame, idx, y, data.codes[idx] > 0, kind, classes)
+        del idx, y
         scores = self._score_all(scorer, data.feature_columns())
         limit = self.r2_threshold if kind == "numeric" else self.threshold
         metric = "r2" if kind == "numeric" else "roc_auc"
@@ -96,8 +109,9 @@ class TargetLeakage(LeakageCheck):
         )]
 
     def _score_all(self, scorer: _Scorer, columns: list[str]) -> dict[str, float]:
-        """``{column: score}``, in ``threads`` threads (default up to 4)."""
-        workers = self.threads or min(4, os.cpu_count() or 1)
+        """``{column: score}``, in ``threads`` threads (default up to 2: each holds a column's
+        gathered, sorted values)."""
+        workers = self.threads or min(2, os.cpu_count() or 1)
         if workers > 1 and len(columns) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -113,7 +127,7 @@ class MissingnessLeakage(LeakageCheck):
 
     name: ClassVar[str] = "missingness_leakage"
     default_action: ClassVar[str] = "warn"
-    threshold: float = 0.9
+    threshold: float = attrs.field(default=0.9, validator=within(0, 1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
         import numpy as np

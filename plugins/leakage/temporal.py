@@ -10,6 +10,7 @@ from tether.backends import LeakageCheck
 from tether.errors import DataError
 from tether.plugins.rows import parse_duration, parse_times
 from tether.records import Finding
+from tether.validators import at_least
 
 from .evidence import cap
 from .input import SPLIT_CODES, FeatureTiming, LeakageInput
@@ -40,7 +41,7 @@ class TemporalOrder(LeakageCheck):
 
     name: ClassVar[str] = "temporal_order"
     default_action: ClassVar[str] = "fail"
-    sample: int = 50
+    sample: int = attrs.field(default=50, validator=at_least(1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
         import numpy as np
@@ -93,7 +94,7 @@ class FeatureAvailability(LeakageCheck):
 
     name: ClassVar[str] = "feature_availability"
     default_action: ClassVar[str] = "fail"
-    sample: int = 20
+    sample: int = attrs.field(default=20, validator=at_least(1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
         import numpy as np

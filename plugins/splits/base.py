@@ -9,12 +9,8 @@ from __future__ import annotations
 import attrs
 from tether.backends import SplitStrategy
 from tether.errors import ConfigError, DataError
-from tether.plugins.rows import SPLITS
-
-
-def _check_ratio(instance, attribute, value):
-    if not 0 <= value <= 1:
-        raise ValueError(f"must be between 0 and 1, got {value}")
+from tether.plugins.rows import SPLITS, missing_column
+from tether.validators import at_least, share
 
 
 @attrs.frozen(kw_only=True)
@@ -31,10 +27,10 @@ class DeclaredSplit(SplitStrategy):
     ``assign(self, frame, *, context)``; :attr:`shares` gives the shares by split name.
     """
 
-    train: float = attrs.field(default=0.7, validator=_check_ratio)
-    validation: float = attrs.field(default=0.15, validator=_check_ratio)
-    test: float = attrs.field(default=0.15, validator=_check_ratio)
-    seed: int = 0
+    train: float = attrs.field(default=0.7, validator=share)
+    validation: float = attrs.field(default=0.15, validator=share)
+    test: float = attrs.field(default=0.15, validator=share)
+    seed: int = attrs.field(default=0, validator=at_least(0))
     entity_column: str | None = None
     time_column: str | None = None
     label: str | None = None
@@ -77,10 +73,7 @@ def require_column(frame, column: str | None, param: str, strategy: str) -> str:
     if not column:
         raise ConfigError(f"{strategy} split: parameter '{param}' is required")
     if column not in frame.columns:
-        raise DataError(
-            f"{strategy} split: {param} '{column}' is not a column of the data "
-            f"(columns: {', '.join(map(str, frame.columns))})"
-        )
+        raise missing_column(column, frame.columns, what=f"{strategy} split: {param}")
     return column
 
 

@@ -11,6 +11,7 @@ from tether.plugins.rows import (
     FINGERPRINT_METHOD,
     LABELS,
     SPLITS,
+    missing_column,
     row_fingerprints,
     summarize_split,
 )
@@ -40,15 +41,16 @@ def _assign(strategy, frame, context, where: str):
 
 
 def _declared_columns(strategy, frame, where: str) -> dict[str, str]:
-    """``{role: column}`` of the strategy's entity, time and label columns, each in ``frame``."""
-    roles = {"entity": strategy.entity_column, "time": strategy.time_column, "label": strategy.label}
-    declared = {role: column for role, column in roles.items() if column}
+    """``{role: column}`` of the strategy's entity, time and label columns, each in ``frame``
+    (as are its ``ignore_columns``); a missing one is a DataError naming the parameter."""
+    params = {"entity": "entity_column", "time": "time_column", "label": "label"}
+    declared = {role: getattr(strategy, param) for role, param in params.items() if getattr(strategy, param)}
     for role, column in declared.items():
         if column not in frame.columns:
-            raise DataError(
-                f"{where}: {role} column '{column}' is not in the data "
-                f"(columns: {', '.join(map(str, frame.columns))})"
-            )
+            raise missing_column(column, frame.columns, what=f"{where}.params.{params[role]}: column")
+    for i, column in enumerate(strategy.ignore_columns):
+        if column not in frame.columns:
+            raise missing_column(column, frame.columns, what=f"{where}.params.ignore_columns[{i}]: column")
     return declared
 
 
@@ -65,24 +67,35 @@ def _leakage_findings(frame, labels, fingerprints, strategy, context, policy) ->
     return run_checks(data, policy, host=context.host if context is not None else None, where="policy.leakage")
 
 
-def make_split(frame, strategy, *, snapshot_id: str, context, where: str = "split"):
-    """Assign, fingerprint, summarise and check ``frame``; returns (manifest, assignment frame).
-
-    The manifest is not stored; its ``assignment`` object is.
-    """
+def _assignment_frame(fingerprints, labels):
+    """``row``, ``row_fingerprint``, ``split`` per row. The split names are converted from the
+    object array (one shared string per split), not through a fixed-width ``<U10`` copy of
+    every row (200 MB for 5 million rows); the column's dtype, and so the stored bytes, are
+    those ``labels.astype(str)`` gave."""
     import numpy as np
     import pandas as pd
 
-    labels = _assign(strategy, frame, context, where)
+    return pd.DataFrame({"row": np.arange(len(labels), dtype=np.int64), "row_fingerprint": fingerprints,
+                         "split": pd.Series(labels, dtype=object, copy=False).astype(str)}, copy=False)
+
+
+def make_split(frame, strategy, *, snapshot_id: str, context, where: str = "split"):
+    """Assign, fingerprint, summarise and check ``frame``; returns (manifest, assignment ref).
+
+    The manifest is not stored; its ``assignment`` object is, before the checks run, so that
+    the assignment frame and its Parquet bytes are gone while they work on the frame.
+    """
+    import numpy as np
+
     declared = _declared_columns(strategy, frame, where)
+    labels = _assign(strategy, frame, context, where)
     fingerprints = row_fingerprints(frame)
+    ref = context.workspace.put_frame(_assignment_frame(fingerprints, labels))
     policy = (context.policy or {}).get("leakage", {}) if context is not None else {}
     findings = _leakage_findings(frame, labels, fingerprints, strategy, context, policy)
+    del fingerprints
     summary = summarize_split(frame, labels, entity_column=strategy.entity_column,
                               time_column=strategy.time_column, label=strategy.label)
-    assignment = pd.DataFrame({"row": np.arange(len(frame), dtype=np.int64),
-                               "row_fingerprint": fingerprints, "split": labels.astype(str)})
-    ref = context.workspace.put_frame(assignment)
     params = json.loads(json.dumps(attrs.asdict(strategy), default=str))  # as the store gives it back
     manifest = SplitManifest(
         id=_manifest_id(ref.digest, strategy.name, params, policy), snapshot_id=snapshot_id, strategy=strategy.name,
@@ -91,7 +104,7 @@ def make_split(frame, strategy, *, snapshot_id: str, context, where: str = "spli
         fingerprint_method=FINGERPRINT_METHOD, columns=declared,
         label_definition=strategy.label_definition or "", policy=policy,
     )
-    return manifest, assignment
+    return manifest, ref
 
 
 def run_split_stage(snapshot, stage, context):

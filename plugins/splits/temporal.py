@@ -6,10 +6,18 @@ from typing import ClassVar
 
 import attrs
 from tether.errors import ConfigError
-from tether.plugins.rows import parse_duration, parse_times
+from tether.plugins.rows import LABELS, parse_duration, parse_times
 
 from .base import DeclaredSplit, check_nonempty, counts_from_shares, require_column
 from .grouped import check_group_sizes, group_codes
+
+
+def split_names():
+    """``train``, ``validation``, ``test``, ``excluded`` as an object array: indexing it with
+    int codes gives split names that share four strings instead of one string per row."""
+    import numpy as np
+
+    return np.array(LABELS, dtype=object)
 
 
 def parse_instant(value: str, param: str, strategy: str):
@@ -88,17 +96,23 @@ class TimeSplit(DeclaredSplit):
             )
         return b_val, b_test
 
-    def _labels(self, times, b_val, b_test, gap):
+    def _label_codes(self, times, b_val, b_test, gap):
+        """Per row the index of its split in :func:`split_names` (int8; rows in a gap are 3, ``excluded``)."""
         import numpy as np
 
         bv, bt = np.datetime64(b_val.tz_localize(None)), np.datetime64(b_test.tz_localize(None))
         g = np.timedelta64(gap.value, "ns")
         t = times.dt.tz_localize(None).to_numpy()
-        labels = np.where(t >= bt, "test", np.where(t >= bv, "validation", "train")).astype(object)
+        codes = (t >= bv).astype(np.int8)
+        codes[t >= bt] = 2
         if gap.value:
-            labels[(t >= bv - g) & (t < bv)] = "excluded"
-            labels[(t >= bt - g) & (t < bt) & (t >= bv)] = "excluded"
-        return labels
+            codes[(t >= bv - g) & (t < bv)] = 3
+            codes[(t >= bt - g) & (t < bt) & (t >= bv)] = 3
+        return codes
+
+    def _labels(self, times, b_val, b_test, gap):
+        """Split name per row: an object array sharing one string per split (not one per row)."""
+        return split_names()[self._label_codes(times, b_val, b_test, gap)]
 
     def assign(self, frame, *, context=None):
         import pandas as pd
@@ -128,15 +142,19 @@ class TimeGroupSplit(TimeSplit):
         times = parse_times(frame[column], column, where=f"{self.name} split")
         codes, uniques = group_codes(frame, entity, self.name)
         b_val, b_test = self.boundaries(times)
-        row_labels = self._labels(times, b_val, b_test, parse_gap(self.gap, self.name))
-        t = times.dt.tz_localize(None).to_numpy().astype("int64")
+        row_codes = self._label_codes(times, b_val, b_test, parse_gap(self.gap, self.name))
+        t = times.dt.tz_localize(None).to_numpy().view("int64")
+        del times
         order = np.lexsort((t, codes))  # by entity, then time
         ends = np.flatnonzero(np.r_[codes[order][1:] != codes[order][:-1], True])
         last_pos = np.empty(len(uniques), dtype=np.int64)
         last_pos[codes[order[ends]]] = order[ends]  # the row holding each entity's last time
-        labels = row_labels[last_pos][codes].astype(object)
+        del order, ends, t
+        label_codes = row_codes[last_pos][codes]
         # rows in another split than their entity's (earlier ones, or inside a gap) are excluded
-        labels[labels != row_labels] = "excluded"
+        label_codes[label_codes != row_codes] = 3
+        del row_codes
+        labels = split_names()[label_codes]
         check_group_sizes(np.bincount(codes, minlength=len(uniques)), self.shares, uniques, self.name, entity)
         check_nonempty(labels, self.shares, self.name, f"no entity of '{entity}' ends there")
         return pd.Series(labels, index=frame.index, dtype=object)
