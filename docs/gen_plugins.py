@@ -39,10 +39,35 @@ def type_name(field) -> str:
 def default_text(field) -> str:
     if field.default is attrs.NOTHING:
         return "required"
-    if isinstance(field.default, attrs.Factory):
-        value = field.default.factory() if not field.default.takes_self else "…"
-        return f"`{value!r}`"
-    return f"`{field.default!r}`"
+    value = field.default
+    if isinstance(value, attrs.Factory):
+        value = value.factory() if not value.takes_self else "…"
+    if attrs.has(type(value)):
+        return f"see `{field.name}` below"
+    return f"`{value!r}`"
+
+
+def param_table(cls, prefix: str = "") -> list[str]:
+    """The parameter table of ``cls``; a parameter group (an attrs class) gets its own table."""
+    attrs.resolve_types(cls)
+    fields = [f for f in attrs.fields(cls) if f.init and not f.name.startswith("_")]
+    if not fields:
+        return []
+    documented = any(meaning(f) for f in fields)
+    out = ["| parameter | type | default |" + (" meaning |" if documented else "")
+           + "\n|---|---|---|" + ("---|" if documented else "") + "\n"]
+    groups = []
+    for f in fields:
+        default = "the workspace folder (set by tether)" if f.name == "workspace" else default_text(f)
+        out.append(f"| `{prefix}{f.name}` | `{type_name(f)}` | {default} |"
+                   + (f" {meaning(f)} |" if documented else "") + "\n")
+        if isinstance(f.type, type) and attrs.has(f.type):
+            groups.append(f)
+    out.append("\n")
+    for f in groups:
+        out.append(f"`{prefix}{f.name}`:\n\n")
+        out.extend(param_table(f.type, prefix=f"{prefix}{f.name}."))
+    return out
 
 
 BASES = {"storage": "Storage", "store": "MetadataStore", "source": "Source", "split": "SplitStrategy",
@@ -107,17 +132,7 @@ def render() -> str:
             doc = inspect.getdoc(cls)
             if doc and doc != inspect.getdoc(cls.__mro__[1]):
                 out.append(doc.split("\n\n")[0].replace("``", "`") + "\n\n")
-            attrs.resolve_types(cls)
-            fields = [f for f in attrs.fields(cls) if f.init and not f.name.startswith("_")]
-            if fields:
-                documented = any(meaning(f) for f in fields)
-                out.append("| parameter | type | default |" + (" meaning |" if documented else "")
-                           + "\n|---|---|---|" + ("---|" if documented else "") + "\n")
-                for f in fields:
-                    default = "the workspace folder (set by tether)" if f.name == "workspace" else default_text(f)
-                    out.append(f"| `{f.name}` | `{type_name(f)}` | {default} |"
-                               + (f" {meaning(f)} |" if documented else "") + "\n")
-                out.append("\n")
+            out.extend(param_table(cls))
     return "".join(out).rstrip() + "\n"
 
 
