@@ -1,28 +1,34 @@
-"""Drift report speed: tether vs Evidently's DataDriftPreset vs a bare scipy computation.
+"""Drift report speed, peak memory and KS agreement: tether vs a plain scipy pass vs Evidently.
 
-    .venv/bin/python benchmarks/bench_drift.py [--sizes 200000,1000000] [--no-evidently]
+    .venv/bin/python benchmarks/bench_drift.py [--sizes 200000,1000000,5000000] [--rounds 3]
+                                               [--evidently-max 1000000] [--no-evidently] [--ks-sizes 10000000]
 
 Data: 20 numeric and 5 categorical columns, reference and current of the same size;
-n00-n04 and c0 drift, the rest do not. Side by side, in one run:
+n00-n04 and c0 drift, the rest do not. Every contender reads the same Parquet files in a
+fresh subprocess (loading is not timed; peak RSS covers loading and computing), and the
+contenders run in interleaved rounds (tether, scipy, ..., then again), best time kept;
+the 1-minute load average is sampled before every run:
 
-* tether: the full default drift report (profiles of both sides, default tests, health
-  checks, alert rules, plot data), in-process, from Arrow tables in memory;
-* tether with KS + chi-squared + PSI, the same statistics as the bare scipy computation;
-* bare scipy: ``ks_2samp`` + PSI (numpy, reference deciles) per numeric column and
-  ``chi2_contingency`` per categorical one, from pandas frames in memory;
-* Evidently 0.7.23 ``Report([DataDriftPreset()]).run`` in its own venv
-  (``benchmarks/.venv-evidently``, created on first use, since Evidently needs pandas<3),
-  timed inside that subprocess on the same Parquet files.
+* ``tether``: the full default drift report (profiles of both sides, default tests,
+  health checks, alert rules, plot data) from Arrow tables;
+* ``tether_ks``: tether with KS on every numeric column and chi-squared on categorical ones;
+* ``scipy_ks``: ``scipy.stats.ks_2samp(a, b)`` per numeric column and
+  ``chi2_contingency`` per categorical one, from pandas frames, as a user would call them;
+* ``evidently``: Evidently 0.7.x ``Report([DataDriftPreset()]).run`` + ``.dict()`` in its own
+  venv (``benchmarks/.venv-evidently``, created if missing: Evidently pins pandas<3), up to
+  ``--evidently-max`` rows a side.
 
-Verdicts are compared on every column where tether and Evidently use the same test
-(by default both pick normed Wasserstein for numeric and Jensen-Shannon for categorical
-columns above 1,000 reference rows).
+The KS p-values of ``tether_ks`` and ``scipy_ks`` are compared column by column (largest
+absolute difference). Then, per ``--ks-sizes``, a KS-only check on 4 generated numeric
+columns (tether profiles + KS vs ``ks_2samp``, with times and peak memory). Results go to
+``benchmarks/.data/bench_drift.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -37,8 +43,6 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
 EVIDENTLY_VENV = HERE / ".venv-evidently"
 DRIFTED = {"n00", "n01", "n02", "n03", "n04", "c0"}
-SAME_TEST = {"Wasserstein distance (normed)": "wasserstein", "Jensen-Shannon distance": "jensenshannon",
-             "K-S p_value": "ks", "chi-square p_value": "chi2", "PSI": "psi"}
 
 
 def make_frames(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -66,126 +70,210 @@ def make_frames(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return side(False), side(True)
 
 
-def bare_scipy(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
+TOOLS = ("tether", "tether_ks", "scipy_ks")
+KS_TESTS = {"*": ["ks"], **{f"c{j}": ["chi2"] for j in range(5)}}
+
+
+def scipy_ks(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, float]:
+    """What a user would write: ks_2samp per numeric column, chi2_contingency per categorical one."""
     from scipy import stats
 
     out = {}
     for col in ref.columns:
         if col.startswith("n"):
-            a, b = ref[col].to_numpy(), cur[col].to_numpy()
-            out[f"{col}:ks"] = stats.ks_2samp(a, b).pvalue
-            edges = np.unique(np.quantile(a, np.linspace(0, 1, 11)[1:-1]))
-            ra = np.bincount(np.searchsorted(edges, a, side="left"), minlength=edges.size + 1) / a.size
-            rb = np.bincount(np.searchsorted(edges, b, side="left"), minlength=edges.size + 1) / b.size
-            ra, rb = np.maximum(ra, 1e-4), np.maximum(rb, 1e-4)
-            out[f"{col}:psi"] = float(np.sum((rb - ra) * np.log(rb / ra)))
+            out[col] = float(stats.ks_2samp(ref[col].to_numpy(), cur[col].to_numpy()).pvalue)
         else:
             table = pd.concat([ref[col].value_counts(), cur[col].value_counts()], axis=1).fillna(0).T.to_numpy()
-            out[f"{col}:chi2"] = stats.chi2_contingency(table).pvalue
+            out[col] = float(stats.chi2_contingency(table).pvalue)
     return out
 
 
-_HOST = None
-
-
-def tether_report(ref_t: pa.Table, cur_t: pa.Table, tests=None):
+def tether_report(ref_t: pa.Table, cur_t: pa.Table, host, tests=None):
     from tether.context import RunContext
-    from tether.manager import PluginHost
     from tether.plugins.monitoring.monitor import DriftMonitor
     from tether.plugins.monitoring.params import DriftParams
     from tether.plugins.monitoring.profiles import profile_batches
 
-    global _HOST
-    host = _HOST = _HOST or PluginHost(entry_points=False)  # loaded once, like the imports
     monitor = DriftMonitor(drift=DriftParams(tests=tests or {}))
-    ref = profile_batches([ref_t], **monitor.builder_args())
-    return monitor.check(reference=ref, current_batches=[cur_t], context=RunContext(host=host, workspace=None),
+    ref = profile_batches(ref_t.to_batches(max_chunksize=262_144), **monitor.builder_args())
+    return monitor.check(reference=ref, current_batches=cur_t.to_batches(max_chunksize=262_144),
+                         context=RunContext(host=host, workspace=None),
                          reference_id="reference", current_id="current", send=False, launch=False)
 
 
-def best_of(fn, repeat: int):
-    times, result = [], None
-    for _ in range(repeat):
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child(tool: str, ref_path: str, cur_path: str) -> dict:
+    """One timed run of ``tool`` in this (fresh) process; loading is not timed."""
+    if tool.startswith("tether"):
+        from tether.manager import PluginHost
+
+        host = PluginHost(entry_points=False)
+        ref_t, cur_t = pq.read_table(ref_path), pq.read_table(cur_path)
+        tests = KS_TESTS if tool == "tether_ks" else None
+        tether_report(ref_t.slice(0, 2_000), cur_t.slice(0, 2_000), host, tests=tests)  # warm: lazy imports
         t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+        report = tether_report(ref_t, cur_t, host, tests=tests)
+        seconds = time.perf_counter() - t0
+        out = {"flags": sorted(report.details["drifted_columns"]),
+               "p_values": {r.column: r.p_value for r in report.results if r.test in ("ks", "chi2")},
+               "methods": sorted({r.method for r in report.results})}
+    else:
+        ref, cur = pd.read_parquet(ref_path), pd.read_parquet(cur_path)
+        scipy_ks(ref.head(2_000), cur.head(2_000))  # warm: lazy imports
+        t0 = time.perf_counter()
+        p_values = scipy_ks(ref, cur)
+        seconds = time.perf_counter() - t0
+        out = {"p_values": p_values}
+    return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), **out}
+
+
+def ks_child(n: int) -> dict:
+    """KS agreement at ``n`` rows a side on 4 numeric columns (generated here): tether's KS
+    from default profiles built in 262,144-row chunks vs ``ks_2samp`` on the arrays."""
+    from scipy import stats
+    from tether.manager import PluginHost
+    from tether.plugins.monitoring.profiles import profile_batches
+
+    rng = np.random.default_rng(n)
+    ref = {"normal": rng.normal(10, 2, n), "normal_shift": rng.normal(10, 2, n), "expo": rng.exponential(3, n),
+           "poisson": rng.poisson(4, n).astype("float64")}
+    cur = {"normal": rng.normal(10, 2, n), "normal_shift": rng.normal(10.002, 2, n), "expo": rng.exponential(3, n),
+           "poisson": rng.poisson(4, n).astype("float64")}
+    ks = PluginHost(entry_points=False).backends.create("drift", "ks", {})
+    t0 = time.perf_counter()
+    r = profile_batches(pa.table(ref).to_batches(max_chunksize=262_144), workers=2, sample_rows=0)
+    c = profile_batches(pa.table(cur).to_batches(max_chunksize=262_144), workers=2, sample_rows=0)
+    mine = {col: ks.run(col, r.columns[col], c.columns[col]) for col in ref}
+    t_tether = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    theirs = {col: float(stats.ks_2samp(ref[col], cur[col]).pvalue) for col in ref}
+    t_scipy = time.perf_counter() - t0
+    return {"peak_rss_mib": peak_rss_mib(), "rows": n, "tether_seconds": t_tether, "scipy_seconds": t_scipy,
+            "p_values": {col: (mine[col].p_value, theirs[col]) for col in ref},
+            "max_abs_p_diff": max(abs(mine[col].p_value - theirs[col]) for col in ref),
+            "methods": sorted({m.method for m in mine.values()})}
+
+
+def run(cmd: list[str]) -> dict:
+    load = os.getloadavg()[0]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd[:3])}... failed:\n{proc.stderr[-2000:]}")
+    lines = [json.loads(x) for x in proc.stdout.strip().splitlines() if x.startswith("{")]
+    return {**{k: v for d in lines for k, v in d.items()}, "load": load}
+
+
+EVIDENTLY_WRAPPER = (
+    "import runpy, sys, json; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
+    "import evidently; hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]; "
+    "print(json.dumps({'peak_rss_mib': int(hwm.split()[1]) / 1024, 'version': evidently.__version__}))")
 
 
 def ensure_evidently() -> Path | None:
     python = EVIDENTLY_VENV / "bin" / "python"
     if not python.exists():
-        print("creating benchmarks/.venv-evidently (evidently==0.7.23, pandas<3) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
-        subprocess.run([str(EVIDENTLY_VENV / "bin" / "pip"), "install", "-q", "evidently==0.7.23", "pandas<3",
-                        "pyarrow"], check=True)
+        print("creating benchmarks/.venv-evidently (evidently==0.7.*, pandas<3) ...", flush=True)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
+            subprocess.run([str(EVIDENTLY_VENV / "bin" / "pip"), "install", "-q", "evidently==0.7.*", "pandas<3",
+                            "pyarrow"], check=True)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            print(f"cannot install Evidently here ({exc}); running without it", flush=True)
+            return None
     return python
+
+
+def write_data(n: int) -> tuple[Path, Path]:
+    ref_path, cur_path = DATA / f"drift_ref_{n}.parquet", DATA / f"drift_cur_{n}.parquet"
+    if not (ref_path.exists() and cur_path.exists()):
+        ref, cur = make_frames(n)
+        pq.write_table(pa.Table.from_pandas(ref, preserve_index=False), ref_path)
+        pq.write_table(pa.Table.from_pandas(cur, preserve_index=False), cur_path)
+    return ref_path, cur_path
+
+
+def summarise(n: int, runs: dict[str, list[dict]]) -> dict:
+    best = {tool: min(r["seconds"] for r in rs) for tool, rs in runs.items()}
+    row: dict = {"rows": n, "seconds": best,
+                 "peak_rss_mib": {tool: max(r["peak_rss_mib"] for r in rs) for tool, rs in runs.items()},
+                 "load": {tool: [round(r["load"], 2) for r in rs] for tool, rs in runs.items()}}
+    mine, theirs = runs["tether_ks"][0]["p_values"], runs["scipy_ks"][0]["p_values"]
+    ks = [c for c in theirs if c.startswith("n")]
+    row["max_abs_ks_p_diff"] = max(abs(mine[c] - theirs[c]) for c in ks)
+    row["ks_p_values"] = {c: (mine[c], theirs[c]) for c in ks}
+    row["tether_flags"] = runs["tether"][0]["flags"]
+    row["flags_exactly_drifted"] = set(row["tether_flags"]) == DRIFTED
+    row["tether_methods"] = runs["tether_ks"][0]["methods"]
+    row["ratios"] = {"scipy_ks / tether": best["scipy_ks"] / best["tether"],
+                     "scipy_ks / tether_ks": best["scipy_ks"] / best["tether_ks"]}
+    if "evidently" in runs:
+        row["ratios"]["evidently / tether"] = best["evidently"] / best["tether"]
+        ev = runs["evidently"][0]
+        row["evidently_version"] = ev.get("version")
+        row["evidently_flags"] = sorted(c for c, e in ev["columns"].items() if e["drifted"])
+    return row
+
+
+def report(row: dict) -> None:
+    n, s, mem, load = row["rows"], row["seconds"], row["peak_rss_mib"], row["load"]
+    print(f"\n== {n:,} reference x {n:,} current rows, 20 numeric + 5 categorical columns ==")
+    for tool in s:
+        print(f"{tool:<12} best {s[tool]:8.3f} s   peak {mem[tool]:7.0f} MiB   load avg {load[tool]}")
+    print("ratios: " + ", ".join(f"{k} = {v:.1f}x" for k, v in row["ratios"].items()))
+    print(f"largest |KS p-value tether - ks_2samp| over 20 numeric columns: {row['max_abs_ks_p_diff']:.1e}")
+    print(f"tether flags: {', '.join(row['tether_flags'])} (exactly the drifted columns: "
+          f"{row['flags_exactly_drifted']})")
+    if "evidently_flags" in row:
+        print(f"Evidently {row['evidently_version']} flags: {', '.join(row['evidently_flags'])}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="200000,1000000")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sizes", default="200000,1000000,5000000")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--evidently-max", type=int, default=1_000_000)
     ap.add_argument("--no-evidently", action="store_true")
+    ap.add_argument("--ks-sizes", default="10000000", help="KS-only agreement check on 4 columns (empty: skip)")
+    ap.add_argument("--child", nargs=3)
+    ap.add_argument("--ks-child", type=int)
     args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    if args.ks_child:
+        print(json.dumps(ks_child(args.ks_child)))
+        return
     DATA.mkdir(exist_ok=True)
     python = None if args.no_evidently else ensure_evidently()
     rows = []
     for n in [int(s) for s in args.sizes.split(",")]:
-        ref, cur = make_frames(n)
-        ref_path, cur_path = DATA / f"drift_ref_{n}.parquet", DATA / f"drift_cur_{n}.parquet"
-        pq.write_table(pa.Table.from_pandas(ref, preserve_index=False), ref_path)
-        pq.write_table(pa.Table.from_pandas(cur, preserve_index=False), cur_path)
-        ref_t, cur_t = pq.read_table(ref_path), pq.read_table(cur_path)
-        repeat = args.repeat if n <= 200_000 else 2
-        like = {"*": ["ks", "psi"], **{f"c{j}": ["chi2", "psi"] for j in range(5)}}
-        t_tether = t_like = t_scipy = float("inf")
-        for _ in range(repeat):  # interleaved, best of each: fair under a fluctuating machine load
-            t, report = best_of(lambda r=ref_t, c=cur_t: tether_report(r, c), 1)
-            t_tether = min(t_tether, t)
-            t, like_report = best_of(lambda r=ref_t, c=cur_t, t=like: tether_report(r, c, tests=t), 1)
-            t_like = min(t_like, t)
-            t, scipy_out = best_of(lambda r=ref, c=cur: bare_scipy(r, c), 1)
-            t_scipy = min(t_scipy, t)
-        # same statistics as bare scipy?
-        worst = 0.0
-        for r in like_report.results:
-            key = f"{r.column}:{r.test}"
-            if key in scipy_out:
-                mine = r.p_value if r.p_value is not None else r.statistic
-                worst = max(worst, abs(mine - scipy_out[key]) / max(abs(scipy_out[key]), 1e-300))
-        flagged = set(report.details["drifted_columns"])
-        row = {"rows": n, "tether": t_tether, "tether_ks_chi2_psi": t_like, "scipy": t_scipy,
-               "max_rel_diff_vs_scipy": worst, "tether_flags": sorted(flagged),
-               "flags_exactly_drifted": flagged == DRIFTED}
-        if python is not None:
-            proc = subprocess.run([str(python), str(HERE / "bench_drift_evidently.py"), str(ref_path), str(cur_path)],
-                                  capture_output=True, text=True, check=True)
-            ev = json.loads(proc.stdout.strip().splitlines()[-1])
-            row["evidently"] = ev["seconds"]
-            mine = {r.column: r for r in report.results}
-            same, agree, methods = 0, 0, {}
-            for col, e in ev["columns"].items():
-                methods[e["method"]] = methods.get(e["method"], 0) + 1
-                if col in mine and SAME_TEST.get(e["method"]) == mine[col].test:
-                    same += 1
-                    agree += e["drifted"] == mine[col].drifted
-            row.update(evidently_methods=methods, same_test_columns=same, same_verdicts=agree,
-                       evidently_flags=sorted(c for c, e in ev["columns"].items() if e["drifted"]))
-        rows.append(row)
-        print(f"\n== {n:,} reference x {n:,} current rows, 20 numeric + 5 categorical columns ==")
-        print(f"{'tether drift report (default tests)':<44} {t_tether:8.3f} s")
-        print(f"{'tether, KS + chi2 + PSI':<44} {t_like:8.3f} s   (max rel. diff vs scipy {worst:.1e})")
-        print(f"{'bare scipy KS + chi2 + PSI':<44} {t_scipy:8.3f} s   tether is {t_scipy / t_tether:5.1f}x faster")
-        if "evidently" in row:
-            print(f"{'Evidently 0.7.23 DataDriftPreset':<44} {row['evidently']:8.3f} s   "
-                  f"tether is {row['evidently'] / t_tether:5.1f}x faster")
-            print(f"Evidently's tests: {row['evidently_methods']}")
-            print(f"same test on {row['same_test_columns']} columns; same verdict on {row['same_verdicts']}")
-            print(f"Evidently flags: {', '.join(row['evidently_flags'])}")
-        print(f"tether flags:    {', '.join(row['tether_flags'])} (exactly the drifted columns: "
-              f"{row['flags_exactly_drifted']})")
-    (DATA / "bench_drift.json").write_text(json.dumps(rows, indent=1, default=str))
+        ref_path, cur_path = write_data(n)
+        runs: dict[str, list[dict]] = {}
+        for i in range(args.rounds):  # interleaved rounds: every tool under the same load
+            for tool in TOOLS:
+                runs.setdefault(tool, []).append(run([sys.executable, __file__, "--child", tool,
+                                                      str(ref_path), str(cur_path)]))
+            if python is not None and n <= args.evidently_max and i == 0:  # Evidently once: minutes a run
+                runs["evidently"] = [run([str(python), "-c", EVIDENTLY_WRAPPER, str(HERE / "bench_drift_evidently.py"),
+                                          str(ref_path), str(cur_path)])]
+        rows.append(summarise(n, runs))
+        report(rows[-1])
+        (DATA / "bench_drift.json").write_text(json.dumps(rows, indent=1, default=str))
+    for n in [int(s) for s in args.ks_sizes.split(",") if s]:
+        r = run([sys.executable, __file__, "--ks-child", str(n)])
+        rows.append({"ks_check": r})
+        print(f"\n== KS only, {n:,} rows a side, 4 columns (normal, normal shifted 0.001 sd, exponential, Poisson) ==")
+        print(f"tether (profiles + KS) {r['tether_seconds']:.2f} s, scipy ks_2samp {r['scipy_seconds']:.2f} s, "
+              f"peak {r['peak_rss_mib']:.0f} MiB, load avg {r['load']:.2f}")
+        for col, (mine, theirs) in r["p_values"].items():
+            print(f"  {col:<13} tether p = {mine:.6g}   ks_2samp p = {theirs:.6g}   |diff| = {abs(mine - theirs):.1e}")
+        (DATA / "bench_drift.json").write_text(json.dumps(rows, indent=1, default=str))
 
 
 if __name__ == "__main__":

@@ -4,11 +4,14 @@
 
 Writes a reference (200,000 rows) and a current window (``--rows``, 20 numeric + 5
 categorical columns, 1,000,000-row row groups) to ``benchmarks/.data/``, then measures, each
-in a fresh subprocess (peak RSS from ``getrusage``):
+in a fresh subprocess (peak RSS from ``/proc/self/status`` VmHWM):
 
 * tether: reference profile + chunked profile of the current window + the default report,
-  for chunks of 100,000, 262,144 (the default) and 1,000,000 rows, on the full window and on a quarter of it
-  (bounded memory means the peak follows the chunk size, not the window size);
+  in chunks of 262,144 rows (the default), on a quarter of the window and on all of it, with
+  the default ``sketch_size`` (exact up to 10,000,000 distinct values a column: memory grows
+  with the window's distinct values, 16 bytes each) and with ``sketch_size: 200000``
+  (compressed sketches: memory follows the chunk size, not the window size), and with
+  1,000,000-row chunks on the whole window at ``sketch_size: 200000``;
 * pandas: only reading the whole current window into a DataFrame, which is what any
   full-frame drift computation starts with.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -53,18 +57,19 @@ def write_data(rows: int) -> tuple[Path, Path]:
     return ref_path, cur_path
 
 
-def child_tether(ref_path: str, cur_path: str, batch_rows: int, limit_rows: int) -> dict:
+def child_tether(ref_path: str, cur_path: str, batch_rows: int, limit_rows: int, sketch_size: int) -> dict:
     from itertools import islice
 
     from tether.context import RunContext
     from tether.manager import PluginHost
     from tether.plugins.monitoring.monitor import DriftMonitor
+    from tether.plugins.monitoring.params import DriftParams
     from tether.plugins.monitoring.profiles import profile_batches
     from tether.plugins.monitoring.windows import file_batches
 
     t0 = time.perf_counter()
     host = PluginHost(entry_points=False)
-    monitor = DriftMonitor()
+    monitor = DriftMonitor(drift=DriftParams(sketch_size=sketch_size))
     ref = profile_batches(file_batches(ref_path, batch_rows), **monitor.builder_args())
     batches = islice(file_batches(cur_path, batch_rows), -(-limit_rows // batch_rows))
     report = monitor.check(reference=ref, current_batches=batches, context=RunContext(host=host, workspace=None),
@@ -104,7 +109,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.child:
         kind, *rest = args.child
-        out = child_tether(rest[0], rest[1], int(rest[2]), int(rest[3])) if kind == "tether" else child_pandas(rest[0])
+        if kind == "tether":
+            out = child_tether(rest[0], rest[1], int(rest[2]), int(rest[3]), int(rest[4]))
+        else:
+            out = child_pandas(rest[0])
         out["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(out))
         return
@@ -112,15 +120,17 @@ def main() -> None:
     ref_path, cur_path = write_data(args.rows)
     print(f"data ready in {time.perf_counter() - t0:.0f} s: {cur_path.name} "
           f"({cur_path.stat().st_size / 2**20:.0f} MiB on disk)", flush=True)
-    rows = []
-    for limit in (args.rows // 4, args.rows):
-        for batch in (100_000, 262_144, 1_000_000):
-            r = run_child("tether", str(ref_path), str(cur_path), str(batch), str(limit))
-            rows.append((f"tether report, {r['rows']:,} rows, chunks of {batch:,}", r))
-            print(f"{rows[-1][0]:<52} peak {r['peak_rss_mib']:7.0f} MiB  {r['seconds']:6.1f} s  "
-                  f"drifted: {', '.join(r['drifted'])}", flush=True)
+    from tether.plugins.monitoring.sketches import DEFAULT_SKETCH_SIZE
+
+    runs = [(sketch, 262_144, limit) for sketch in (DEFAULT_SKETCH_SIZE, 200_000)
+            for limit in (args.rows // 4, args.rows)] + [(200_000, 1_000_000, args.rows)]
+    for sketch, batch, limit in runs:
+        r = run_child("tether", str(ref_path), str(cur_path), str(batch), str(limit), str(sketch))
+        label = f"tether, {r['rows']:,} rows, chunks {batch:,}, sketch_size {sketch:,}"
+        print(f"{label:<64} peak {r['peak_rss_mib']:7.0f} MiB  {r['seconds']:6.1f} s  load {os.getloadavg()[0]:.2f}  "
+              f"drifted: {', '.join(r['drifted'])}", flush=True)
     r = run_child("pandas", str(cur_path))
-    print(f"{'pandas read_parquet of the whole window, ' + format(r['rows'], ',') + ' rows':<52} "
+    print(f"{'pandas read_parquet of the whole window, ' + format(r['rows'], ',') + ' rows':<64} "
           f"peak {r['peak_rss_mib']:7.0f} MiB  {r['seconds']:6.1f} s (reading only)")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import attrs
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -143,14 +144,16 @@ def test_default_test_by_column_type_and_sample_size():
     assert default_test("categorical", 5_000, 30) == "jensenshannon"
 
 
-def test_sketch_from_chunks_equals_sketch_in_one_go():
+@pytest.mark.parametrize("n,decimals", [(30_000, 3), (400_000, 1), (400_000, 9)])  # buffered, many ties, few
+def test_sketch_from_chunks_equals_sketch_in_one_go(n, decimals):
     rng = np.random.default_rng(7)
-    x = np.round(rng.normal(0, 1, 30_000), 3)
+    x = np.round(rng.normal(0, 1, n), decimals)
     whole = sketch(x)
     parts = NumericSketch()
     for chunk in np.array_split(x, 13):
         parts.add(chunk)
     assert np.array_equal(whole.values, parts.values) and np.array_equal(whole.counts, parts.counts)
+    assert parts.count == x.size and not parts.compressed and parts.rank_error == 0
 
 
 def test_compressed_sketch_keeps_the_cdf_within_its_bound(host):
@@ -168,6 +171,54 @@ def test_compressed_sketch_keeps_the_cdf_within_its_bound(host):
     ks = create(host, "ks").run("x", small, sketch(y))
     assert ks.statistic == pytest.approx(stats.ks_2samp(x, y).statistic, abs=6 * 2 / 2_000)
     assert "sketch" in ks.method
+
+
+@pytest.mark.parametrize("n", [200_000, 2_000_000])
+@pytest.mark.parametrize("shift", [0.0, 0.003])
+def test_ks_p_value_within_1e3_of_scipy_at_large_sizes_with_default_sketches(host, n, shift):
+    """Default settings, data read in chunks as a window is: the KS p-value stays within
+    1e-3 (absolute) of ``scipy.stats.ks_2samp`` on ordinary p-values, not only tiny ones."""
+    rng = np.random.default_rng(n + int(shift * 1e4))
+    a, b = rng.normal(10, 2, n), rng.normal(10 + shift * 2, 2, n)
+    ref = profile_batches(pa.table({"x": a}).to_batches(max_chunksize=262_144))
+    cur = profile_batches(pa.table({"x": b}).to_batches(max_chunksize=262_144))
+    mine = create(host, "ks").run("x", ref.columns["x"], cur.columns["x"])
+    expected = stats.ks_2samp(a, b)
+    assert abs(mine.p_value - expected.pvalue) <= 1e-3, (mine.p_value, expected.pvalue)
+    assert mine.statistic == pytest.approx(expected.statistic, abs=1e-12)
+    assert "sketch" not in mine.method
+
+
+def test_ks_on_a_compressed_sketch_states_its_error_bound(host):
+    rng = np.random.default_rng(9)
+    x, y = rng.normal(0, 1, 60_000), rng.normal(0.01, 1, 60_000)
+    small = NumericSketch(sketch_size=2_000)
+    for chunk in np.array_split(x, 6):
+        small.add(chunk)
+    ks = create(host, "ks").run("x", small, sketch(y))
+    expected = stats.ks_2samp(x, y)
+    bound_d, bound_p = ks.details["d_error_bound"], ks.details["p_value_error_bound"]
+    assert abs(ks.statistic - expected.statistic) <= bound_d
+    assert abs(ks.p_value - expected.pvalue) <= bound_p <= 1.0
+    assert "sketch" in ks.method
+
+
+def test_stored_profiles_reload_exact_and_old_compressed_ones_ask_for_a_re_profile(host, workspace):
+    from tether.plugins.monitoring.profile_store import load_profile, save_profile
+
+    rng = np.random.default_rng(10)
+    a, b = rng.normal(0, 1, 40_000), rng.normal(0.01, 1, 40_000)
+    cur = profile_batches([pa.table({"x": b})])
+    exact = save_profile(workspace, profile_batches([pa.table({"x": a})]), name="exact")
+    ks = create(host, "ks").run("x", load_profile(workspace, exact).columns["x"], cur.columns["x"])
+    assert abs(ks.p_value - stats.ks_2samp(a, b).pvalue) < 1e-12 and "sketch" not in ks.method
+    # a profile compressed with a small sketch, stored before the bound was kept (rank_error None)
+    small = save_profile(workspace, profile_batches([pa.table({"x": a})], sketch_size=2_000), name="small",
+                         sketch_size=2_000)
+    old = attrs.evolve(small, columns=tuple(attrs.evolve(c, rank_error=None) for c in small.columns))
+    ks = create(host, "ks").run("x", load_profile(workspace, old).columns["x"], cur.columns["x"])
+    assert "re-profile the reference" in ks.method and ks.details["p_value_error_bound"] is None
+    assert 0.0 <= ks.p_value <= 1.0
 
 
 def frames(n: int, seed: int = 0):
@@ -343,3 +394,18 @@ def test_out_of_range_test_params_are_config_errors_naming_the_key(host, name, p
     with pytest.raises(ConfigError) as err:
         host.backends.create("drift", name, params, where="stages[2].params.drift.test_params." + name)
     assert f"stages[2].params.drift.test_params.{name}.params.{message}" in str(err.value)
+
+
+def test_a_stored_compressed_profile_keeps_its_ks_error_bound(workspace):
+    import numpy as np
+    import pyarrow as pa
+    from tether.plugins.monitoring.profile_store import load_profile, save_profile
+    from tether.plugins.monitoring.profiles import profile_batches
+
+    rng = np.random.default_rng(3)
+    batch = pa.record_batch({"x": rng.normal(size=50_000)})
+    profile = profile_batches([batch], sketch_size=1_000)
+    assert profile.columns["x"].compressed and profile.columns["x"].rank_error is not None
+    rec = save_profile(workspace, profile, name="ref", sketch_size=1_000)
+    loaded = load_profile(workspace, rec).columns["x"]
+    assert loaded.compressed and loaded.rank_error == profile.columns["x"].rank_error

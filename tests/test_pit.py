@@ -220,3 +220,94 @@ def test_arrow_input_and_empty_tables():
     none = point_in_time_join(entities, features.iloc[:0], entity="customer", prediction_time="predicted_at",
                               feature_time="ts")
     assert none["spend"].isna().all()
+
+
+def generated(events, entities, rows, seed):
+    """Events and feature rows on random entities and seconds; some values missing."""
+    rng = np.random.default_rng(seed)
+    start, span = pd.Timestamp("2025-01-01", tz="UTC"), 90 * 86_400
+    ev = pd.DataFrame({"event_id": np.arange(events), "entity_id": rng.integers(0, entities, events),
+                       "event_ts": start + pd.to_timedelta(rng.integers(0, span, events), unit="s")})
+    ft = pd.DataFrame({"entity_id": rng.integers(0, entities + 5, rows),  # some entities have no events
+                       "feature_ts": start + pd.to_timedelta(rng.integers(-span // 4, span, rows), unit="s")})
+    for name in ("f0", "f1"):
+        values = rng.normal(size=rows)
+        values[rng.random(rows) < 0.05] = np.nan
+        ft[name] = values
+    return ev, ft.drop_duplicates(["entity_id", "feature_ts"], ignore_index=True)
+
+
+def duckdb_asof(ev, ft, lag, ttl):
+    """The plain DuckDB ASOF LEFT JOIN a user would write, lag in the condition and TTL as a CASE."""
+    import duckdb
+
+    cond = "e.event_ts >= f.feature_ts" + (f" + INTERVAL '{pd.Timedelta(lag).total_seconds()} seconds'" if lag else "")
+    keep = "" if ttl is None else f"e.event_ts - f.feature_ts <= INTERVAL '{pd.Timedelta(ttl).total_seconds()} seconds'"
+    cols = ", ".join(f"CASE WHEN {keep} THEN f.{c} END AS {c}" if keep else f"f.{c}" for c in ("f0", "f1"))
+    con = duckdb.connect()
+    out = con.sql(f"SELECT e.event_id, {cols} FROM ev e ASOF LEFT JOIN ft f "
+                  f"ON e.entity_id = f.entity_id AND {cond}").df()
+    con.close()
+    return out.sort_values("event_id", ignore_index=True)
+
+
+def pandas_asof(ev, ft, lag, ttl):
+    avail = (ft["feature_ts"] + pd.Timedelta(lag or 0)).astype(ev["event_ts"].dtype)
+    out = pd.merge_asof(ev.sort_values("event_ts"), ft.assign(avail=avail).sort_values("avail"),
+                        left_on="event_ts", right_on="avail", by="entity_id")
+    if ttl is not None:
+        out.loc[out["event_ts"] - out["feature_ts"] > pd.Timedelta(ttl), ["f0", "f1"]] = np.nan
+    return out.sort_values("event_id", ignore_index=True)
+
+
+@pytest.mark.parametrize("size", [(2_000, 300, 8_000), (60_000, 5_000, 200_000)])
+@pytest.mark.parametrize("lag,ttl", [(None, None), ("1D", "10D"), ("90min", None), (None, "3D")])
+def test_join_agrees_with_duckdb_asof_and_merge_asof(size, lag, ttl):
+    ev, ft = generated(*size, seed=sum(size))
+    got = point_in_time_join(ev, ft, entity="entity_id", prediction_time="event_ts", feature_time="feature_ts",
+                             lag=lag, ttl=ttl)
+    pd.testing.assert_frame_equal(got[list(ev.columns)], ev)  # entity rows unchanged, in order
+    got = got[["event_id", "f0", "f1"]]
+    for other in (duckdb_asof(ev, ft, lag, ttl), pandas_asof(ev, ft, lag, ttl)):
+        other = other[["event_id", "f0", "f1"]].astype({"f0": "float64", "f1": "float64"})
+        pd.testing.assert_frame_equal(got, other)
+        for c in ("f0", "f1"):  # checksums per feature
+            assert (got[c].isna().sum(), round(got[c].sum(), 6)) == (other[c].isna().sum(), round(other[c].sum(), 6))
+    assert 0 < got["f0"].isna().mean() < 1
+
+
+@pytest.mark.parametrize("lag,ttl", [(None, None), ("1D", "10D")])
+def test_sorted_join_and_duckdb_fallback_agree(lag, ttl):
+    """Two key columns and odd key types take DuckDB's ASOF path; the answers are the same."""
+    ev, ft = generated(5_000, 400, 20_000, seed=7)
+    kwargs = {"prediction_time": "event_ts", "feature_time": "feature_ts", "lag": lag, "ttl": ttl}
+    want = point_in_time_join(ev, ft, entity="entity_id", **kwargs)
+    two_keys = point_in_time_join(ev.assign(shard=1), ft.assign(shard=1), entity=["entity_id", "shard"], **kwargs)
+    pd.testing.assert_frame_equal(two_keys.drop(columns="shard"), want)
+    sparse = point_in_time_join(ev.assign(entity_id=ev["entity_id"] * 10**15), ft.assign(entity_id=ft["entity_id"]
+                                * 10**15), entity="entity_id", **kwargs)  # dictionary codes instead of shifts
+    pd.testing.assert_frame_equal(sparse[["f0", "f1"]], want[["f0", "f1"]])
+    text = point_in_time_join(ev.assign(entity_id=ev["entity_id"].astype(str)),
+                              ft.assign(entity_id=ft["entity_id"].astype(str)), entity="entity_id", **kwargs)
+    pd.testing.assert_frame_equal(text[["f0", "f1"]], want[["f0", "f1"]])
+    nanos = ft.assign(feature_ts=ft["feature_ts"].astype("datetime64[ns, UTC]") + pd.Timedelta(1, "ns"))
+    fine = point_in_time_join(ev.assign(event_ts=ev["event_ts"].astype("datetime64[ns, UTC]")), nanos,
+                              entity="entity_id", **kwargs)  # ns times: a finer unit, or DuckDB
+    brute = point_in_time_join(ev.assign(event_ts=ev["event_ts"].astype("datetime64[ns, UTC]"), shard=1),
+                               nanos.assign(shard=1), entity=["entity_id", "shard"], **kwargs)
+    pd.testing.assert_frame_equal(fine[["f0", "f1"]], brute[["f0", "f1"]])
+
+
+def test_wide_unsigned_and_mixed_keys():
+    ev, ft = generated(500, 50, 2_000, seed=3)
+    kwargs = {"prediction_time": "event_ts", "feature_time": "feature_ts"}
+    want = point_in_time_join(ev, ft, entity="entity_id", **kwargs)
+    big = np.uint64(2**63 + 5)
+    got = point_in_time_join(ev.assign(entity_id=ev["entity_id"].astype("uint64") + big),
+                             ft.assign(entity_id=ft["entity_id"].astype("uint64") + big), entity="entity_id", **kwargs)
+    pd.testing.assert_frame_equal(got[["f0", "f1"]], want[["f0", "f1"]])
+    got = point_in_time_join(ev.assign(entity_id=ev["entity_id"].astype("int32")), ft, entity="entity_id", **kwargs)
+    pd.testing.assert_frame_equal(got[["f0", "f1"]], want[["f0", "f1"]])
+    got = point_in_time_join(ev.assign(entity_id=ev["entity_id"].astype("float64") + 0.5), ft, entity="entity_id",
+                             **kwargs)  # no float key equals an integer one: all missing
+    assert got["f0"].isna().all()

@@ -2,9 +2,13 @@
 
 :func:`point_in_time_join` attaches to every row of an entity table (entity key,
 prediction timestamp, usually a label) the latest feature values that were *available*
-at that row's prediction time. It runs one DuckDB ``ASOF LEFT JOIN`` per group of
-features sharing a lag and a TTL, on Arrow tables registered without copying; only keys,
-timestamps and row numbers go through the join, and values are gathered afterwards.
+at that row's prediction time. With one entity key column and no ``available_at``, it
+sorts the feature rows' (entity, timestamp) once and finds each entity row's match by a
+binary search (:mod:`.pit_sorted`); otherwise (several key columns, ``available_at``,
+or keys and times too wide to encode in 63 bits) it runs one DuckDB ``ASOF LEFT JOIN``
+per group of features sharing a lag and a TTL. Either way only keys, timestamps and row
+numbers are sorted; values are gathered afterwards, and only the columns used are
+converted to Arrow.
 
 The rules, for one entity row ``(k, p)`` and one feature:
 
@@ -95,20 +99,47 @@ class FeatureTable:
     prefix: str = ""
 
 
-def _arrow(frame: Any, what: str) -> pa.Table:
-    import pandas as pd
-    import pyarrow as pa
+class _Columns:
+    """A DataFrame or Arrow table, converted to Arrow one column at a time, when needed.
 
-    if isinstance(frame, pa.Table):
-        return frame
-    if isinstance(frame, pa.RecordBatch):
-        return pa.Table.from_batches([frame])
-    if isinstance(frame, pd.DataFrame):
-        try:
-            return pa.Table.from_pandas(frame, preserve_index=False)
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise DataError(f"{what} cannot be converted to Arrow: {exc}") from None
-    raise DataError(f"{what} must be a pandas DataFrame or a pyarrow Table, got {type(frame).__name__}")
+    Only the key, timestamp and feature columns a join uses are converted; float columns
+    of a DataFrame are gathered straight from numpy.
+    """
+
+    def __init__(self, frame: Any, what: str):
+        import pandas as pd
+        import pyarrow as pa
+
+        if isinstance(frame, pa.RecordBatch):
+            frame = pa.Table.from_batches([frame])
+        if not isinstance(frame, (pa.Table, pd.DataFrame)):
+            raise DataError(f"{what} must be a pandas DataFrame or a pyarrow Table, got {type(frame).__name__}")
+        self.frame, self.what, self._cache = frame, what, {}
+        self.is_pandas = isinstance(frame, pd.DataFrame)
+        self.column_names = [str(c) for c in frame.columns] if self.is_pandas else frame.column_names
+        self.num_rows = len(frame) if self.is_pandas else frame.num_rows
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        import pyarrow as pa
+
+        if not self.is_pandas:
+            return self.frame.column(name)
+        if name not in self._cache:
+            try:
+                self._cache[name] = pa.chunked_array([pa.array(self.frame[name], from_pandas=True)])
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise DataError(f"{self.what} column '{name}' cannot be converted to Arrow: {exc}") from None
+        return self._cache[name]
+
+    def floats(self, name: str):
+        """The column as a numpy float array when it is one already (NaN: missing), else ``None``."""
+        import numpy as np
+
+        if self.is_pandas:
+            values = self.frame[name]
+            if isinstance(values.dtype, np.dtype) and values.dtype.kind == "f":
+                return values.to_numpy()
+        return None
 
 
 def _epoch_ns(column: pa.ChunkedArray, name: str, what: str) -> tuple[pa.ChunkedArray, str | None]:
@@ -129,7 +160,7 @@ def _epoch_ns(column: pa.ChunkedArray, name: str, what: str) -> tuple[pa.Chunked
     return ints, typ.tz
 
 
-def _check_columns(table: pa.Table, names: Iterable[str], what: str) -> None:
+def _check_columns(table: _Columns, names: Iterable[str], what: str) -> None:
     missing = [n for n in names if n not in table.column_names]
     if missing:
         raise DataError(f"{what} has no column {', '.join(repr(m) for m in missing)} "
@@ -184,7 +215,6 @@ def point_in_time_join(
 
     See the module docstring for the exact rules (lag, TTL, ties, time zones).
     """
-    import pyarrow as pa
 
     if duplicates not in ("error", "last"):
         raise ConfigError(f"duplicates: expected 'error' or 'last', got {duplicates!r}")
@@ -194,13 +224,20 @@ def point_in_time_join(
     tables = _feature_tables(features, FeatureTable(frame=features, feature_time=feature_time, lag=lag, ttl=ttl,
                                                     columns=tuple(columns) if columns is not None else None,
                                                     available_at=available_at))
-    left = _arrow(entities, "entity table")
+    left = _Columns(entities, "entity table")
     _check_columns(left, [*keys, prediction_time], "entity table")
-    columns_out = _join_all(left, tables, keys=keys, prediction_time=prediction_time, duplicates=duplicates,
-                            threads=threads)
+    probe = _Probe(left, keys, prediction_time, threads)
+    try:
+        columns_out: dict[str, Any] = {}
+        for ti, spec in enumerate(tables):
+            what = f"feature table {ti}" if len(tables) > 1 else "feature table"
+            columns_out.update(_join_table(probe, ti, spec, what, duplicates=duplicates,
+                                           taken={*columns_out, *left.column_names}))
+    finally:
+        probe.close()
     if not columns_out:
         raise DataError("no feature columns to join; the feature table has only key and timestamp columns")
-    return _attach(entities, left, pa.table(columns_out))
+    return _attach(left, columns_out)
 
 
 def _feature_tables(features: Any, single: FeatureTable) -> list[FeatureTable]:
@@ -214,37 +251,45 @@ def _feature_tables(features: Any, single: FeatureTable) -> list[FeatureTable]:
     return [single]
 
 
-def _join_all(left: pa.Table, tables: list[FeatureTable], *, keys: list[str], prediction_time: str,
-              duplicates: str, threads: int | None) -> dict[str, Any]:
-    """Every feature table joined to the entity rows: output name -> aligned column."""
-    import duckdb
-    import numpy as np
-    import pyarrow as pa
+class _Probe:
+    """The entity rows' keys and prediction times; a DuckDB connection only if a join needs one."""
 
-    pred_ns, pred_tz = _epoch_ns(left.column(prediction_time), prediction_time, "entity table")
-    if pred_ns.null_count:
-        raise DataError(f"entity table column '{prediction_time}' has {pred_ns.null_count} null prediction "
-                        "timestamps; drop or fill those rows before joining")
-    n = left.num_rows
-    probe = pa.table({**{k: left.column(k) for k in keys}, "__p": pred_ns,
-                      ROW: pa.array(np.arange(n, dtype=np.int64))})
-    con = duckdb.connect()
-    try:
-        con.execute("SET preserve_insertion_order = false")  # rows are put back in order by row number
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
-        con.register("probe", probe)
-        p_range = _min_max(pred_ns) if n else (None, None)
-        columns_out: dict[str, Any] = {}
-        for ti, spec in enumerate(tables):
-            what = f"feature table {ti}" if len(tables) > 1 else "feature table"
-            taken = {*columns_out, *left.column_names}
-            columns_out.update(_join_table(con, ti, spec, what, keys=keys, prediction_time=prediction_time,
-                                           pred_tz=pred_tz, n=n, p_range=p_range, duplicates=duplicates,
-                                           taken=taken, left_types={k: left.column(k).type for k in keys}))
-    finally:
-        con.close()
-    return columns_out
+    def __init__(self, left: _Columns, keys: list[str], prediction_time: str, threads: int | None):
+        self.pred_ns, self.tz = _epoch_ns(left.column(prediction_time), prediction_time, "entity table")
+        if self.pred_ns.null_count:
+            raise DataError(f"entity table column '{prediction_time}' has {self.pred_ns.null_count} null "
+                            "prediction timestamps; drop or fill those rows before joining")
+        self.left, self.keys, self.prediction_time, self.threads = left, keys, prediction_time, threads
+        self.n = left.num_rows
+        self.p_range = _min_max(self.pred_ns) if self.n else (None, None)
+        self._con = self._times = None
+
+    def times(self):
+        """The prediction times as int64 epoch nanoseconds in a numpy array."""
+
+        if self._times is None:
+            self._times = _int64s(self.pred_ns)
+        return self._times
+
+    def connection(self):
+        """A DuckDB connection with the probe table (keys, ``__p``, row number) registered."""
+        import duckdb
+        import numpy as np
+        import pyarrow as pa
+
+        if self._con is None:
+            self._con = duckdb.connect()
+            self._con.execute("SET preserve_insertion_order = false")  # rows are put back in order by row number
+            if self.threads:
+                self._con.execute(f"SET threads = {int(self.threads)}")
+            self._con.register("probe", pa.table({**{k: self.left.column(k) for k in self.keys},
+                                                  "__p": self.pred_ns,
+                                                  ROW: pa.array(np.arange(self.n, dtype=np.int64))}))
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
 
 
 def _family(typ) -> str:
@@ -257,6 +302,12 @@ def _family(typ) -> str:
     return str(typ)
 
 
+def _int64s(column):
+    import numpy as np
+
+    return np.asarray(column.to_numpy(), dtype=np.int64) if len(column) else np.empty(0, dtype=np.int64)
+
+
 def _min_max(column) -> tuple[int, int]:
     import pyarrow.compute as pc
 
@@ -264,21 +315,46 @@ def _min_max(column) -> tuple[int, int]:
     return found["min"].as_py(), found["max"].as_py()
 
 
-def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str], prediction_time: str,
-                pred_tz: str | None, n: int, p_range: tuple[int, int], duplicates: str,
-                taken: set[str], left_types: dict[str, Any]) -> dict[str, Any]:
-    """ASOF-join one feature table: output name -> column aligned with the entity rows."""
-    right = _arrow(spec.frame, what)
+def _join_table(probe: _Probe, ti: int, spec: FeatureTable, what: str, *, duplicates: str,
+                taken: set[str]) -> dict[str, Any]:
+    """Join one feature table: output name -> column aligned with the entity rows."""
+    from .pit_sorted import sorted_join
+
+    keys, prediction_time = probe.keys, probe.prediction_time
+    right = _Columns(spec.frame, what)
     cols = _feature_columns(right, spec, keys, what, taken)
     ft_ns, ft_tz = _epoch_ns(right.column(spec.feature_time), spec.feature_time, what)
-    if (ft_tz is None) != (pred_tz is None):
-        aware, naive = (prediction_time, spec.feature_time) if pred_tz else (spec.feature_time, prediction_time)
+    if (ft_tz is None) != (probe.tz is None):
+        aware, naive = (prediction_time, spec.feature_time) if probe.tz else (spec.feature_time, prediction_time)
         raise DataError(f"'{aware}' is zone-aware but '{naive}' is naive; localize '{naive}' "
                         "(e.g. tz_localize('UTC')) so the instants can be compared")
     if ft_ns.null_count:
         raise DataError(f"{what} column '{spec.feature_time}' has {ft_ns.null_count} null feature timestamps; "
                         "a value without a timestamp cannot be placed in time: drop or fill them")
-    _check_keys(right, keys, left_types, what)
+    _check_keys(right, keys, {k: probe.left.column(k).type for k in keys}, what)
+    groups = _groups(cols, spec.lag, spec.ttl, what)
+
+    def describe(row: int, count: int) -> str:
+        example = ", ".join(f"{k}={right.column(k)[row].as_py()!r}" for k in keys)
+        return (f"{what} has {count} rows repeating the ({', '.join(keys)}, {spec.feature_time}) of a row the "
+                f"join uses (e.g. {example}), so the value at that time is ambiguous; deduplicate it or "
+                "pass duplicates='last'")
+
+    found = None
+    if len(keys) == 1 and not spec.available_at:
+        found = sorted_join(probe.left.column(keys[0]), probe.times(), right.column(keys[0]),
+                            _int64s(ft_ns), groups,
+                            duplicates=duplicates, describe=describe)
+    if found is None:
+        found = _duckdb_join(probe, ti, right, spec, ft_ns, ft_tz, groups, what, duplicates=duplicates,
+                             describe=describe)
+    return {f"{spec.prefix}{c}": _gather(right, c, rows, missing) for group, rows, missing in found for c in group}
+
+
+def _duckdb_join(probe: _Probe, ti: int, right: _Columns, spec: FeatureTable, ft_ns, ft_tz, groups, what: str, *,
+                 duplicates: str, describe) -> list[tuple[list[str], Any, Any]]:
+    """The join by DuckDB's ASOF join (several keys, ``available_at``): (columns, rows, missing) per group."""
+    keys, con = probe.keys, probe.connection()
     name = f"feat{ti}"
     build = _build_side(right, spec, keys, ft_ns, ft_tz, what)
     con.register(name, build)
@@ -286,16 +362,17 @@ def _join_table(con, ti: int, spec: FeatureTable, what: str, *, keys: list[str],
     source = name if duplicates == "error" else (
         f"(SELECT * FROM {name} QUALIFY row_number() OVER (PARTITION BY {key_list}, __t ORDER BY __i DESC) = 1)")
     indexes = []
-    for (lag_ns, ttl_ns), group in _groups(cols, spec.lag, spec.ttl, what).items():
-        query = _asof_query(source, keys, lag_ns=lag_ns, ttl_ns=ttl_ns, p_range=p_range,
+    for (lag_ns, ttl_ns), group in groups.items():
+        query = _asof_query(source, keys, lag_ns=lag_ns, ttl_ns=ttl_ns, p_range=probe.p_range,
                             available_at=bool(spec.available_at))
-        indexes.append((group, _matched_rows(con, query, n, what)))
+        indexes.append((group, _matched_rows(con, query, probe.n, what)))
     if duplicates == "error" and indexes:
-        _check_used_rows_unique(con, name, build, [index for _, index in indexes], keys, what, spec.feature_time)
-    return {f"{spec.prefix}{c}": _gather(right.column(c), index) for group, index in indexes for c in group}
+        _check_used_rows_unique(con, name, build, [index for _, index in indexes], keys, describe)
+    return [(group, index.fill_null(0).to_numpy(), index.is_null().to_numpy(zero_copy_only=False))
+            for group, index in indexes]
 
 
-def _feature_columns(right: pa.Table, spec: FeatureTable, keys: list[str], what: str, taken: set[str]) -> list[str]:
+def _feature_columns(right: _Columns, spec: FeatureTable, keys: list[str], what: str, taken: set[str]) -> list[str]:
     """The feature columns of one table, checked to exist and not to clash with others."""
     _check_columns(right, [*keys, spec.feature_time] + ([spec.available_at] if spec.available_at else []), what)
     skip = {*keys, spec.feature_time, spec.available_at}
@@ -308,7 +385,7 @@ def _feature_columns(right: pa.Table, spec: FeatureTable, keys: list[str], what:
     return cols
 
 
-def _check_keys(right: pa.Table, keys: list[str], left_types: dict[str, Any], what: str) -> None:
+def _check_keys(right: _Columns, keys: list[str], left_types: dict[str, Any], what: str) -> None:
     """Key columns must be comparable with the entity table's and hold no nulls."""
     import pyarrow as pa
 
@@ -322,7 +399,7 @@ def _check_keys(right: pa.Table, keys: list[str], left_types: dict[str, Any], wh
                             "drop those rows, they cannot be matched to an entity")
 
 
-def _build_side(right: pa.Table, spec: FeatureTable, keys: list[str], ft_ns, ft_tz: str | None, what: str) -> pa.Table:
+def _build_side(right: _Columns, spec: FeatureTable, keys: list[str], ft_ns, ft_tz: str | None, what: str) -> pa.Table:
     """The narrow table the join sorts: keys, ``__t`` (ns), ``__i`` (row number), ``__av``.
 
     Only keys, timestamps and a row number go through DuckDB; values are gathered by row
@@ -385,7 +462,7 @@ def _matched_rows(con, query: str, n: int, what: str):
     return result.column("i").combine_chunks().take(pa.array(order))
 
 
-def _check_used_rows_unique(con, name: str, build, indexes, keys: list[str], what: str, feature_time: str) -> None:
+def _check_used_rows_unique(con, name: str, build, indexes, keys: list[str], describe) -> None:
     """Raise if a row the join used shares its (entity, timestamp) with another row.
 
     Only those duplicates make the result ambiguous; checking the used rows against the
@@ -404,35 +481,32 @@ def _check_used_rows_unique(con, name: str, build, indexes, keys: list[str], wha
     found = con.execute(f"SELECT count(*), any_value(u.__i) FROM {name} f JOIN {name}_used u ON {on} "
                         "WHERE f.__i <> u.__i").fetchall()[0]
     if found[0]:
-        example = ", ".join(f"{k}={build.column(k)[found[1]].as_py()!r}" for k in keys)
-        raise DataError(f"{what} has {found[0]} rows repeating the ({', '.join(keys)}, {feature_time}) of a row the "
-                        f"join uses (e.g. {example}), so the value at that time is ambiguous; deduplicate it or "
-                        "pass duplicates='last'")
+        raise DataError(describe(found[1], found[0]))
 
 
-def _gather(column, index):
-    """``column.take(index)``; float columns go through numpy (NaN for missing), which is
-    several times faster for random gathers and gives the same pandas result."""
+def _gather(right: _Columns, name: str, rows, missing):
+    """The values of column ``name`` at ``rows`` (missing where ``missing``); float columns go
+    through numpy (NaN for missing), several times faster for random gathers, same pandas result."""
     import numpy as np
     import pyarrow as pa
 
-    if pa.types.is_floating(column.type) and len(index):
+    values = right.floats(name)
+    if values is None:
+        column = right.column(name)
+        if not pa.types.is_floating(column.type):
+            return column.take(pa.array(rows, mask=missing))
         values = column.to_numpy()  # nulls become NaN
-        missing = index.is_null().to_numpy(zero_copy_only=False)
-        positions = index.fill_null(0).to_numpy()
-        out = values[positions] if len(values) else np.full(len(positions), np.nan, dtype=values.dtype)
-        out[missing] = np.nan
-        return out
-    return column.take(index)
+    out = values[rows] if len(values) else np.full(len(rows), np.nan, dtype=values.dtype)
+    out[missing] = np.nan
+    return out
 
 
-def _attach(entities: Any, left: pa.Table, joined: pa.Table) -> pd.DataFrame:
+def _attach(left: _Columns, columns: dict[str, Any]) -> pd.DataFrame:
     """The entity rows (unchanged) with the joined feature columns appended."""
+    import numpy as np
     import pandas as pd
 
-    base = entities.copy(deep=False) if isinstance(entities, pd.DataFrame) else left.to_pandas()
-    base = base.reset_index(drop=True) if isinstance(entities, pd.DataFrame) else base
-    extra = joined.to_pandas(split_blocks=True, self_destruct=True)
-    extra.index = base.index
+    base = left.frame.copy(deep=False).reset_index(drop=True) if left.is_pandas else left.frame.to_pandas()
+    extra = pd.DataFrame({name: column if isinstance(column, np.ndarray) else column.to_pandas()
+                          for name, column in columns.items()}, index=base.index)
     return pd.concat([base, extra], axis=1)
-

@@ -34,6 +34,9 @@ class ProfileColumn:
     missing: int
     distinct: int
     compressed: bool = False
+    #: for a compressed numeric sketch, the bound (in rows) of its cumulative counts' error;
+    #: None when unknown (profiles stored before it was recorded)
+    rank_error: int | None = None
 
 
 @record("profile")
@@ -67,7 +70,8 @@ def _sketch_rows(name: str, sketch, arrow_type: str):
         arrays = (np.full(k + 1, name, dtype=object), np.concatenate(([np.nan], sketch.values)),
                   np.array(["\0missing"] + [None] * k, dtype=object), np.concatenate(([sketch.missing], sketch.counts)))
         return arrays, ProfileColumn(name=name, type=arrow_type, kind=NUMERIC, count=sketch.count,
-                                     missing=sketch.missing, distinct=sketch.distinct, compressed=sketch.compressed)
+                                     missing=sketch.missing, distinct=sketch.distinct, compressed=sketch.compressed,
+                                     rank_error=sketch.rank_error if sketch.compressed else None)
     rows = [("\0missing", sketch.missing), ("\0overflow", sketch.overflow),
             ("\0overflow_distinct", sketch.overflow_distinct)] + list(sketch.counts.items())
     arrays = (np.full(len(rows), name, dtype=object), np.full(len(rows), np.nan),
@@ -149,7 +153,8 @@ def load_profile(workspace, rec: ReferenceProfile, *, with_sample: bool = True) 
         if info.kind == NUMERIC:
             sketches[name] = NumericSketch(values=values[start + 1:end].astype(np.float64),
                                            counts=counts[start + 1:end].astype(np.int64), missing=int(counts[start]),
-                                           sketch_size=rec.sketch_size, compressed=info.compressed)
+                                           sketch_size=rec.sketch_size, compressed=info.compressed,
+                                           rank_error=info.rank_error if info.compressed else 0)
         else:
             sketches[name] = _categorical_sketch(cats[start:end], counts[start:end], rec.max_categories)
     sample = workspace.read_table(rec.sample) if (with_sample and rec.sample) else None

@@ -186,6 +186,8 @@ class ProfileBuilder:
                 self._sketches[name] = CategoricalSketch(max_categories=self.max_categories)
 
     def finish(self, label: str = "") -> DataProfile:
+        numeric = [s for s in self._sketches.values() if isinstance(s, NumericSketch)]
+        list((self._pool.map if self._pool is not None else map)(NumericSketch.flush, numeric))  # buffered values
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None

@@ -1,23 +1,30 @@
 """Mergeable column sketches: what every drift test and health check runs on.
 
-A numeric sketch holds the sorted distinct values with their counts; it is exact until it
-holds ``sketch_size`` distinct values, then it is compressed to ``sketch_size // 2``
-points that keep the empirical CDF exact at every kept point (the error of the CDF
-anywhere else is at most ``2 / sketch_size``). A categorical sketch holds the count of
-every category (up to ``max_categories``; the rest are counted as overflow). Two
-sketches of the same column merge, so a window of any size is read in chunks.
+A numeric sketch holds the sorted distinct values with their counts. It is exact until it
+holds ``sketch_size`` distinct values (default 10,000,000, so KS statistics and p-values
+equal ``scipy.stats.ks_2samp``'s up to that many distinct values a side); then it is
+compressed to ``sketch_size // 2`` points at evenly spaced ranks, each carrying the rows
+since the previous kept point. A compressed sketch's cumulative count is never above the
+data's and at most ``rank_error`` rows below it (tracked through every compression and
+merge). Values added in chunks are buffered and sorted in together, so an exact sketch of
+n values costs one O(n log n) sort's worth of work, and its memory is 16 bytes per
+distinct value. A categorical sketch holds the count of every category (up to
+``max_categories``; the rest are counted as overflow). Two sketches of the same column
+merge, so a window of any size is read in chunks.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, ClassVar
 
 import attrs
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
-DEFAULT_SKETCH_SIZE = 200_000
+DEFAULT_SKETCH_SIZE = 10_000_000
+FLUSH_VALUES = 1 << 16  # buffered raw values sorted into a sketch at least this many at a time
 DEFAULT_MAX_CATEGORIES = 10_000
 
 
@@ -51,25 +58,64 @@ def _merge_counts(v1, c1, v2, c2):
 
 @attrs.define
 class NumericSketch:
-    """Sorted distinct values with counts, plus missing count and moments; mergeable."""
+    """Sorted distinct values with counts, plus missing count and moments; mergeable.
 
-    values: Any = None  # float64, sorted, distinct
-    counts: Any = None  # int64
+    Values added in chunks wait in a buffer of raw arrays: with many ties (rows more than
+    twice the distinct values) they are merged in whenever the buffer holds twice the
+    sketch's values (at least ``FLUSH_VALUES``); with few ties they wait until the sketch is
+    read or must be compressed and are sorted in once, with the sketch's own values. So
+    building an exact sketch of n values costs about one sort of n values, and the buffer
+    (8 bytes a value) never outgrows what the exact sketch would hold.
+    ``rank_error`` bounds how far, in rows, the sketch's cumulative count is below the
+    data's at any point (0 while exact; ``None`` when unknown, e.g. a compressed sketch
+    stored before the bound was kept).
+    """
+
+    _values: Any = None  # float64, sorted, distinct
+    _counts: Any = None  # int64
     missing: int = 0
     sketch_size: int = DEFAULT_SKETCH_SIZE
-    compressed: bool = False
+    _compressed: bool = False
+    _rank_error: int | None = 0
+    _pending: list = attrs.field(factory=list, init=False, repr=False)
+    _pending_n: int = attrs.field(default=0, init=False, repr=False)
+    _n: int = attrs.field(default=0, init=False, repr=False)  # rows in the sorted part
+    _lock: Any = attrs.field(factory=threading.Lock, init=False, repr=False, eq=False)  # tests read in threads
     kind: ClassVar[str] = NUMERIC
 
     def __attrs_post_init__(self) -> None:
         import numpy as np
 
-        if self.values is None:
-            self.values = np.empty(0, dtype=np.float64)
-            self.counts = np.empty(0, dtype=np.int64)
+        if self._values is None:
+            self._values = np.empty(0, dtype=np.float64)
+            self._counts = np.empty(0, dtype=np.int64)
+        self._n = int(self._counts.sum())
+        if self._compressed and self._rank_error == 0:
+            self._rank_error = None  # compressed elsewhere, bound not recorded
+
+    @property
+    def values(self):
+        self._flush()
+        return self._values
+
+    @property
+    def counts(self):
+        self._flush()
+        return self._counts
+
+    @property
+    def compressed(self) -> bool:
+        self._flush()
+        return self._compressed
+
+    @property
+    def rank_error(self) -> int | None:
+        self._flush()
+        return self._rank_error
 
     @property
     def count(self) -> int:
-        return int(self.counts.sum())
+        return self._n + self._pending_n
 
     @property
     def total(self) -> int:
@@ -87,29 +133,75 @@ class NumericSketch:
         nan = np.isnan(array)
         n_nan = int(nan.sum())
         self.missing += n_nan
-        values, counts = _unique_counts(array[~nan] if n_nan else array)
-        self.values, self.counts = _merge_counts(self.values, self.counts, values, counts)
+        if n_nan:
+            array = array[~nan]
+        elif array.flags.writeable:
+            array = array.copy()  # the caller may reuse its buffer; Arrow's read-only ones are kept as they are
+        if array.size:
+            self._pending.append(array)
+            self._pending_n += array.size
+        if self._pending_n < FLUSH_VALUES:
+            return
+        if self._n > 2 * self._values.size:  # many ties: keep the buffer small, merging often is cheap
+            if self._pending_n >= 2 * self._values.size:
+                self._flush()
+        elif not self._n or self._values.size + self._pending_n > self.sketch_size:
+            self._flush()  # the first look at the ties, or the sketch must be compressed
+
+    def flush(self) -> None:
+        """Sort the buffered values in now (a profile does it on its worker threads)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        with self._lock:
+            if self._pending:  # not sorted in by another thread meanwhile
+                self._sort_in()
+
+    def _sort_in(self) -> None:
+        import numpy as np
+
+        parts = self._pending
+        if self._values.size and self._n <= 2 * self._values.size:  # few ties: sorting it all again is faster
+            parts = [np.repeat(self._values, self._counts), *parts]
+            self._values, self._counts = self._values[:0], self._counts[:0]
+        raw = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self._n += self._pending_n
+        self._pending, self._pending_n = [], 0
+        values, counts = _unique_counts(raw)
+        del raw, parts
+        self._values, self._counts = _merge_counts(self._values, self._counts, values, counts)
         self._maybe_compress()
 
     def merge(self, other: NumericSketch) -> None:
-        self.values, self.counts = _merge_counts(self.values, self.counts, other.values, other.counts)
+        self._values, self._counts = _merge_counts(self.values, self.counts, other.values, other.counts)
+        self._n += other.count
         self.missing += other.missing
-        self.compressed = self.compressed or other.compressed
+        self._compressed = self._compressed or other.compressed
+        errors = (self._rank_error, other.rank_error)
+        self._rank_error = None if None in errors else errors[0] + errors[1]
         self._maybe_compress()
 
     def _maybe_compress(self) -> None:
+        """Keep ``sketch_size // 2`` points at evenly spaced ranks, each carrying the rows
+        since the previous kept point: the cumulative count only moves down, by at most
+        the largest merged count, which is added to ``rank_error``."""
         import numpy as np
 
-        if self.values.size <= self.sketch_size:
+        if self._values.size <= self.sketch_size:
             return
         points = max(self.sketch_size // 2, 2)
-        cum = np.cumsum(self.counts)
+        cum = np.cumsum(self._counts)
         targets = np.linspace(0, cum[-1], points + 1)[1:]
         keep = np.concatenate(([0], np.searchsorted(cum, targets, side="left"), [cum.size - 1]))
         keep = keep[np.concatenate(([True], keep[1:] != keep[:-1]))]  # sorted already: drop repeats
-        self.values = self.values[keep]
-        self.counts = np.diff(np.concatenate(([0], cum[keep])))
-        self.compressed = True
+        counts = np.diff(np.concatenate(([0], cum[keep])))
+        moved = int(np.max(counts - self._counts[keep]))  # rows moved up to a kept point
+        self._values, self._counts = self._values[keep], counts
+        self._compressed = True
+        if self._rank_error is not None:
+            self._rank_error += moved
 
     # statistics from the sketch --------------------------------------------------------
 

@@ -18,7 +18,7 @@ from tether.records import ColumnInfo, DatasetCard, DatasetSnapshot
 
 from .card import ColumnStats, declared_card, time_range
 from .checks import check_columns
-from .conform import describe_input, iter_input, iter_pieces, storable_schema
+from .conform import PIECE_BYTES, describe_input, iter_input, iter_pieces, storable_schema
 from .fingerprint import Fingerprinter
 from .writer import PARQUET_MEDIA_TYPE, PartWriter
 
@@ -148,10 +148,8 @@ def take_snapshot(data, *, name: str, source: str, workspace: Workspace, time_co
 
 
 def _out_of_memory(what: str, exc: MemoryError) -> DataError:
-    from . import conform
-
     return DataError(f"{what}: ran out of memory ({first_line(exc)}); a snapshot holds a few pieces of up to "
-                     f"{conform.PIECE_BYTES >> 20} MiB at once (more for very wide rows), plus the libraries: "
+                     f"{PIECE_BYTES >> 20} MiB at once (more for very wide rows), plus the libraries: "
                      "give the process more memory")
 
 
