@@ -77,3 +77,17 @@ def require_server(name: str, host: str, port: int) -> None:
     if IN_CI:
         pytest.fail(f"{message}, and CI=true requires it")
     pytest.skip(f"{message}; start it to run this test")
+
+
+def traced_peak(fn) -> tuple[object, int]:
+    """(result, peak bytes Python and numpy allocated while ``fn`` ran, above what was held before)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import traced_peak
 from tether.errors import ConfigError
 from tether.plugins.leakage.duplicates import ExactDuplicates
 from tether.plugins.leakage.entities import EntityOverlap
@@ -553,20 +554,6 @@ def test_leakage_cli_reads_files_like_every_command(tmp_path, tether_cli):
 
 
 # --- memory: 5 million rows x 20 columns audited within 1.5 GiB (benchmarks/bench_split_memory.py) ------
-
-
-def traced_peak(fn):
-    """(result, peak bytes Python and numpy allocated while ``fn`` ran, above what was held before)."""
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        result = fn()
-        return result, tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
 
 
 def _many_rows(n: int = 2_000_000):

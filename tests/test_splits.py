@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import traced_peak
 from tether.errors import ConfigError, DataError, StageError
 from tether.plugins.rows import row_fingerprints
 from tether.plugins.splits.grouped import GroupSplit, StratifiedGroupSplit
@@ -456,20 +457,6 @@ def test_declared_columns_missing_from_the_data_suggest_the_nearest(tmp_path, ho
 
 
 # --- memory: 5 million rows x 20 columns split within 1.5 GiB (benchmarks/bench_split_memory.py) -------
-
-
-def traced_peak(fn) -> tuple[object, int]:
-    """(result, peak bytes Python and numpy allocated while ``fn`` ran, above what was held before)."""
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        result = fn()
-        return result, tracemalloc.get_traced_memory()[1] - before
-    finally:
-        tracemalloc.stop()
 
 
 def test_time_split_labels_share_one_string_per_split():
