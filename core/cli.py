@@ -1,7 +1,8 @@
 """The ``tether`` command line (click). Plugins add commands with ``tether_add_commands``.
 
-Every deliberate error prints one line, ``tether: error: ...``, and exits 2 for bad input
-or 1 for a failed stage; ``--debug`` prints the traceback as well.
+Every deliberate error prints one line, ``tether: error: ...``, and exits 2 for bad input,
+or 1 for a failed stage or a verdict that reaches ``--fail-on``; ``--debug`` prints the
+traceback as well.
 """
 
 from __future__ import annotations
