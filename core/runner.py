@@ -139,14 +139,17 @@ class Runner:
         key, reason = None, forced
         try:
             func, inputs = self._inputs_for(stage)
-            key = self._key(stage, func, inputs, context)
-            reused = None if forced or stage.stage not in REUSABLE else self._earlier_output(earlier, key)
+            reusable = stage.stage in REUSABLE
+            # only reusable stages are keyed: a snapshot's params may name a large file that
+            # the stage reads anyway, and deploy/monitor always run
+            key = self._key(stage, func, inputs, context) if reusable else None
+            reused = None if forced or not reusable else self._earlier_output(earlier, key)
             if reused is not None:
                 self.outputs[stage.id] = reused
                 self.on_stage(stage, "reused")
                 return _stage_run(stage, "reused", output_id=reused.id, key=key.as_dict(), reason="unchanged",
                                   started_at=started, ended_at=utcnow()), None
-            reason = reason or (earlier.why_rerun(stage.id, key) if stage.stage in REUSABLE
+            reason = reason or (earlier.why_rerun(stage.id, key) if reusable
                                 else "reads its source" if stage.stage == "snapshot" else "always runs")
             record, parents = self._run_stage(stage, func, inputs, hook, context)
             self.workspace.store.put(record, parents=parents, run_id=context.run.id)
@@ -161,7 +164,7 @@ class Runner:
         context.log.info("stage done", output=record.id, seconds=round(time.perf_counter() - t0, 3))
         self.on_stage(stage, "done")
         return _stage_run(stage, "succeeded", output_id=record.id, started_at=started, ended_at=utcnow(),
-                          key=key.as_dict(), reason=reason), None
+                          key=key.as_dict() if key else {}, reason=reason), None
 
     def _key(self, stage: StageConfig, func, inputs: dict[str, Any], context: RunContext) -> StageKey:
         from . import __version__

@@ -116,6 +116,8 @@ def test_an_unchanged_chain_reuses_its_stages_and_registers_no_new_version(proje
     assert [(s.status, s.reason) for s in second.stages] == [
         ("succeeded", "reads its source")] + [("reused", "unchanged")] * 5
     assert [s.reason for s in first.stages] == ["reads its source"] + ["new"] * 5
+    # only reusable stages are keyed; a snapshot's source is read by the stage, not hashed twice
+    assert first.stages[0].key == {} and all(set(s.key) == {"config", "inputs", "code"} for s in first.stages[1:])
     for stage_id in ("customers", "split", "featurize", "fit", "evaluate", "register"):
         assert out2[stage_id].id == out1[stage_id].id
     ws = Workspace.for_chain(chain, host)
