@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ModelVersion,
         MonitorReport,
         ObjectRef,
+        Run,
         TrainedModel,
     )
 
@@ -49,13 +50,18 @@ KINDS: dict[str, str] = {
     "featurizer": "builds the feature transform fitted on the training split",
     "evaluator": "computes metrics of a model on a held-out split",
     "registry": "registers model versions",
-    "deployer": "puts a model version to work",
+    "rollout": "puts a model version to work: batch scoring or a serving rollout (shadow, canary, blue-green)",
     "monitor": "compares a current window with a reference",
     "drift": "statistical test for a change in one column's distribution",
     "window": "reads a current window to monitor, in Arrow record batches",
     "alert_sink": "delivers alerts",
     "rollback": "rolls a monitored deployment back when an alert asks for it",
     "online_store": "serves the latest feature values per entity",
+    "trace_sink": "keeps or exports the spans of LLM/RAG traces",
+    "redactor": "masks personal data and secrets in trace text before it is kept",
+    "tracker": "records a run's params, metrics, artifacts and tags (the store tracker is always on)",
+    "analysis_signal": "judges a canary against the stable version between rollout steps",
+    "engine": "runs a stage's partitioned work: locally (pandas/pyarrow) or on a cluster (Dask)",
 }
 
 
@@ -138,17 +144,43 @@ class Storage(Backend):
 
 
 class MetadataStore(Backend):
-    """Records, runs and lineage edges. Every write is one transaction: a record and its
-    edges appear together or not at all. A store that was never written reads as empty.
+    """Records, runs, lineage edges and metric series. Every write is one transaction: a
+    record and its edges appear together or not at all. A store that was never written
+    reads as empty. Records of the kinds in ``immutable_kinds`` never change once
+    written. The built-in SQL stores keep their tables current with versioned migrations
+    (``tether.plugins.sql_migrations``, see docs/storage.md).
     """
 
     kind = "store"
+    #: kinds ``put(..., replace=True)`` refuses (``StoreError``): registered model
+    #: versions and audit entries change only by appending new records
+    immutable_kinds: ClassVar[frozenset[str]] = frozenset({"model_version", "audit_entry"})
 
     def put(self, record: Any, *, parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
             replace: bool = False) -> None:
         """Write ``record`` with edges ``(parent_id, relation)``; an existing id is kept
-        unless ``replace`` (used for a run's final state)."""
+        unless ``replace`` (used for a run's final state). ``replace`` of a record whose
+        kind is in ``immutable_kinds`` raises ``StoreError`` with nothing written."""
         raise _abstract(self, "put")
+
+    def put_metrics(self, run_id: str, rows: Iterable[tuple[str, float, int | None, str]]) -> None:
+        """Append metric rows ``(key, value, step, timestamp_iso)`` of run ``run_id``, all in
+        one transaction (many rows per call must be fast). ``step`` may be ``None``; the
+        same key and step may be logged again. A malformed row raises ``DataError`` naming
+        it, with nothing written."""
+        raise _abstract(self, "put_metrics")
+
+    def get_metrics(self, run_id: str, key: str | None = None) -> list[tuple[str, float, int | None, str]]:
+        """The ``(key, value, step, timestamp_iso)`` rows of ``run_id`` (of one ``key`` if
+        given), ordered by key, step (rows without a step first), timestamp, then the
+        order written; an unknown run has none."""
+        raise _abstract(self, "get_metrics")
+
+    def latest_metrics(self, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
+        """``{run_id: {key: value}}`` for every run asked for (``{}`` for one without
+        metrics): the last value of each key, i.e. the row with the highest step (a row
+        with a step beats one without), then the latest timestamp, then written last."""
+        raise _abstract(self, "latest_metrics")
 
     def put_versioned(self, build: Callable[[int], Any], *, kind: str, name: str,
                       parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
@@ -296,14 +328,28 @@ class Registry(Backend):
         raise _abstract(self, "register")
 
 
-class Deployer(Backend):
-    """Puts a model version to work."""
+class Rollout(Backend):
+    """A rollout strategy: puts a model version to work in an environment.
 
-    kind = "deployer"
+    The deploy stage and ``tether deploy start`` call ``deploy``; the returned
+    ``Deployment`` is written to the store with its lineage and audit entry. A batch
+    strategy scores data and returns a ``completed`` deployment; a serving strategy
+    (shadow, canary, blue-green) returns the deployment's starting state (``pending`` or
+    ``active``, its weight and steps) that a router reads and advances
+    (``tether.plugins.rollout.state``). ``environment`` names where it runs.
+    """
+
+    kind = "rollout"
+    environment: str = "production"
 
     def deploy(self, model_version: ModelVersion, snapshot: DatasetSnapshot | None, *, context: Any) -> Deployment:
-        """Deploy ``model_version`` (batch deployers score ``snapshot``); return the record."""
+        """Deploy ``model_version`` (a batch strategy scores ``snapshot``); return the
+        record, not yet stored."""
         raise _abstract(self, "deploy")
+
+
+#: The earlier name of :class:`Rollout`; classes deriving from it are ``rollout`` backends.
+Deployer = Rollout
 
 
 class Monitor(Backend):
@@ -380,6 +426,27 @@ class Rollback(Backend):
         raise _abstract(self, "rollback")
 
 
+class AnalysisSignal(Backend):
+    """One signal of the automatic analysis a server runs between canary steps: it compares
+    the canary's window with the stable version's (same period, same traffic split) and
+    says whether the canary is healthy on it. Its parameters are its thresholds, set per
+    deployment under ``analysis.signals.<name>``; every signal a deployment names must be
+    healthy for the canary to be promoted to its next step (see docs/serving.md).
+    """
+
+    kind = "analysis_signal"
+
+    def measure(self, stable: Any, canary: Any, *, context: Any) -> dict[str, Any]:
+        """Judge ``canary`` against ``stable``: two arm windows with ``arm``, ``version``,
+        ``requests``, ``errors``, ``error_rate``, ``latencies_ms()`` (numpy array),
+        ``outputs()`` and ``inputs()`` (pandas frames of the last requests). ``context``
+        has ``backends``, ``workspace``, ``deployment`` and ``reference()`` (the model's
+        reference profile, or ``None``). Return ``{"healthy": bool, "value": ...,
+        "baseline": ..., "threshold": ..., "detail": "one line"}`` (json-able values); raise
+        nothing for a missing sample, report it as healthy with a ``detail`` instead."""
+        raise _abstract(self, "measure")
+
+
 class OnlineStore(Backend):
     """Serves the latest value of every feature per entity (``view`` names a feature group).
 
@@ -418,6 +485,167 @@ class OnlineStore(Backend):
         raise _abstract(self, "describe")
 
 
+class Tracker(Backend):
+    """Records what a run does: its start and end, params, metrics (with step and time),
+    artifacts and tags. The built-in ``store`` tracker writes to the metadata store and is
+    always on; a chain adds others under ``trackers:`` (``{plugin: NAME, params: {...}}``).
+
+    tether calls these methods, in this order, for chain runs and ``tether.start_run``
+    alike: ``start_run`` once; then any number of ``log_params``, ``log_metrics``,
+    ``log_artifact``, ``set_tags`` and ``update_run``, with ``flush`` at the buffering
+    thresholds; ``end_run`` once (after a last ``flush``). Calls come from one thread.
+    ``log_metrics`` is called once per user call and must be cheap: buffer and write in
+    ``flush``. Notes are tags named ``note.hypothesis`` and ``note.decision``. A tracker
+    that raises is reported by name: with ``on_error: warn`` (default) it is dropped for
+    the rest of the run and the failure is recorded in ``Run.tracker_errors``; with
+    ``on_error: fail`` the run fails with an error naming it. Only ``start_run``,
+    ``log_metrics`` and ``end_run`` are required; the others default to doing nothing.
+    """
+
+    kind = "tracker"
+
+    def start_run(self, run: Run, *, context: Any) -> None:
+        """A run started: ``run`` holds its id, name (``run.chain``), code, environment,
+        data, params and tags so far. ``context`` is the run's ``RunContext``."""
+        raise _abstract(self, "start_run")
+
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Parameters (flattened: ``train.C``, ``evaluate.min.roc_auc``); scalars or text."""
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], *, step: int | None = None,
+                    timestamp: Any = None) -> None:
+        """Metric values at ``step`` (``None``: not a series) and ``timestamp`` (an aware UTC
+        ``datetime``). Per-slice metrics are named ``metric[column=value]``."""
+        raise _abstract(self, "log_metrics")
+
+    def log_artifact(self, run_id: str, ref: ObjectRef, *, name: str) -> None:
+        """A content-addressed object (already in the workspace storage) the run produced."""
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Tags; tether sets ``output.<stage id>`` to each stage's output record id."""
+
+    def update_run(self, run: Run) -> None:
+        """The run record changed (a stage finished; params, tags or notes were added)."""
+
+    def flush(self, run_id: str) -> None:
+        """Write what is buffered; called at the size and time thresholds and before ``end_run``."""
+
+    def end_run(self, run: Run, *, status: str) -> None:
+        """The run ended with ``status`` (``succeeded`` or ``failed``); ``run`` is final."""
+        raise _abstract(self, "end_run")
+
+    def log_model_version(self, model_version: ModelVersion, *, status: str, aliases: tuple[str, ...]) -> None:
+        """A model version was registered (the runner calls it after each register stage,
+        with the status it was registered with), for registry sync."""
+
+
+class TraceSink(Backend):
+    """Keeps or exports trace spans (see docs/traces.md for the span dict).
+
+    The tracer's background thread calls ``write`` with batches of finished spans, already
+    made JSON-safe, truncated and redacted; a sink may be slow or raise (the spans of that
+    batch are then counted as lost for this sink) but must not hold on to a span dict
+    after ``write`` returns. ``open(host=...)``, if defined, is called once before the
+    first write, in the thread that starts tracing, so bad settings fail early.
+    """
+
+    kind = "trace_sink"
+
+    def write(self, spans: list[dict[str, Any]]) -> None:
+        """Keep ``spans`` (dicts with ``trace_id``, ``span_id``, ``parent_id``, ``type``,
+        ``name``, ``start_ns``, ``end_ns``, ``duration_ms``, ``status``, ``error`` and
+        ``attributes``); raise on failure."""
+        raise _abstract(self, "write")
+
+    def close(self) -> None:
+        """Write anything buffered and release connections and files."""
+
+
+class Redactor(Backend):
+    """Masks sensitive text in traces. The tracer calls ``redact`` on every string of a
+    span (its name, each attribute value at any depth, the error message) before any
+    sink sees it. If ``redact`` raises, the whole span is masked (see docs/traces.md)."""
+
+    kind = "redactor"
+
+    def redact(self, text: str) -> str:
+        """``text`` with what must not be kept replaced (e.g. by ``[EMAIL]``)."""
+        raise _abstract(self, "redact")
+
+
+class Engine(Backend):
+    """Where a stage's heavy, partitioned work runs. A chain picks one with
+    ``engine: {plugin: NAME, params: {...}}`` (or ``tether run --engine NAME``); the default
+    ``local`` engine runs in the process (pandas/pyarrow). Stages reach it as
+    ``context.engine`` and ask ``context.engine_for(operation)``.
+
+    An engine offers the operations named in ``operations`` and may decline any other: a
+    stage asking for a declined operation runs it locally, and the runner logs one line
+    naming the stage and the reason. Results must equal the local engine's (snapshot ids,
+    findings, predictions; statistics within the tolerance docs/scaling.md states).
+    Operations (``path`` is a Parquet file or a folder of them, hive partitions allowed):
+
+    - ``read``: :meth:`record_batches`;
+    - ``profile``: :meth:`profile`;
+    - ``exact_duplicates``: :meth:`exact_duplicates`;
+    - ``score``: :meth:`score`;
+    - ``point_in_time_join``: :meth:`point_in_time_join`.
+
+    A failure of the engine itself (a lost worker, an unreachable scheduler) is raised as
+    ``EngineError``. ``close`` releases the cluster connection; the runner calls it when
+    the run ends.
+    """
+
+    kind = "engine"
+    #: the operations this engine runs (a subset of ``read``, ``profile``,
+    #: ``exact_duplicates``, ``score``, ``point_in_time_join``)
+    operations: ClassVar[frozenset[str]] = frozenset()
+
+    def supports(self, operation: str) -> bool:
+        """Whether this engine runs ``operation`` (else the stage runs it locally)."""
+        return operation in self.operations
+
+    def record_batches(self, path: str | os.PathLike, *, batch_rows: int) -> Iterator[Any]:
+        """The rows of ``path`` as ``pyarrow.RecordBatch`` es in file order, each file's
+        rows conformed to the dataset schema, in bounded memory."""
+        raise _abstract(self, "record_batches")
+
+    def profile(self, path: str | os.PathLike, **builder: Any) -> Any:
+        """A ``tether.plugins.monitoring.profiles.DataProfile`` of ``path``; ``builder`` are
+        ``ProfileBuilder`` settings (``time_column``, ``exclude``, ``sketch_size``, ...)."""
+        raise _abstract(self, "profile")
+
+    def exact_duplicates(self, path: str | os.PathLike, *, split_column: str,
+                         ignore_columns: tuple[str, ...] = ()) -> Any:
+        """Rows of ``path`` identical (over every column but ``split_column`` and
+        ``ignore_columns``) to a row of another split, as a
+        ``tether.plugins.leakage.duplicates.DuplicateGroups``."""
+        raise _abstract(self, "exact_duplicates")
+
+    def score(self, path: str | os.PathLike, bundle: Any, *, kept: list[str], version_id: str,
+              output: str | os.PathLike) -> dict[str, Any]:
+        """Score ``path`` with a loaded bundle into the folder ``output`` (Parquet parts in
+        input order, written under temporary names and renamed when all succeeded);
+        return ``{"rows": n, "parts": [paths]}`` and the prediction summary."""
+        raise _abstract(self, "score")
+
+    def point_in_time_join(self, entities: str | os.PathLike, features: str | os.PathLike, *,
+                           output: str | os.PathLike, **join: Any) -> dict[str, Any]:
+        """``tether.plugins.features.pit.point_in_time_join`` of two Parquet datasets
+        (``join``: ``entity``, ``prediction_time``, ``feature_time``, ``lag``, ``ttl``,
+        ``columns``, ``available_at``, ``duplicates``) into the folder ``output``: Parquet
+        parts, each with every row of some entities, sorted by the entity table's row
+        number in column ``__tether_entity_row``. Return ``{"rows": n, "parts": [paths]}``."""
+        raise _abstract(self, "point_in_time_join")
+
+    def describe(self) -> str:
+        """Where work runs, for logs (never include secrets)."""
+        raise _abstract(self, "describe")
+
+    def close(self) -> None:
+        """Release the cluster (or its connection); the engine may be used again afterwards."""
+
+
 def install_hint(extras: list[str]) -> str:
     """The command that installs ``extras`` for this installation of tether: from PyPI, or
     from the folder it was installed from (``pip install -e '<clone>[redis]'`` for a clone)."""
@@ -443,35 +671,13 @@ def install_hint(extras: list[str]) -> str:
     return f"pip install 'tether[{wanted}]'"
 
 
-def _strict_converter() -> Any:
-    """Converter for params: scalars must already have the declared type (YAML gives it)."""
-    from .serde import make_converter
-
-    conv = make_converter()
-
-    def strict(expected, accept):
-        def hook(value, _):
-            if isinstance(value, bool) and expected is not bool:
-                raise TypeError(f"expected {expected.__name__}, got a boolean")
-            if not isinstance(value, accept):
-                raise TypeError(f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
-            return expected(value)
-
-        return hook
-
-    conv.register_structure_hook(int, strict(int, int))
-    conv.register_structure_hook(float, strict(float, (int, float)))
-    conv.register_structure_hook(str, strict(str, str))
-    conv.register_structure_hook(bool, strict(bool, bool))
-    return conv
-
-
 class Backends:
     """The registry of backend classes, filled through ``tether_add_backends``."""
 
     def __init__(self, on_miss=None) -> None:
         self._classes: dict[tuple[str, str], type] = {}
         self._policies: dict[str, Callable[..., None]] = {}
+        self.references: dict[str, Callable[..., Any]] = {}  # record kind -> resolver of NAME@... refs
         self._on_miss = on_miss  # called once when a lookup misses (loads entry points)
         self._converter = None
 
@@ -508,6 +714,17 @@ class Backends:
         if existing is not None and existing is not check:
             raise PluginError(f"policy section '{section}' is already declared by {existing.__module__}")
         self._policies[section] = check
+
+    def add_reference(self, kind: str, resolve: Callable[..., Any]) -> None:
+        """Declare how references to records of ``kind`` that are not ids resolve (a model
+        version's ``churn@champion``). ``resolve(store, ref, *, required)`` returns the
+        record; when ``ref`` names nothing of that kind it returns ``None``, or, with
+        ``required``, raises ``NotFoundError`` saying what exists. ``Workspace.resolve``
+        calls it for ``kind`` and, without a kind, for any ``NAME@...`` that is no id."""
+        existing = self.references.get(kind)
+        if existing is not None and existing is not resolve:
+            raise PluginError(f"references to '{kind}' records are already resolved by {existing.__module__}")
+        self.references[kind] = resolve
 
     def check_policy(self, policy: dict[str, Any], *, where: str, host: Any) -> None:
         """Validate every section of a chain's ``policy`` (unknown sections included)."""
@@ -554,7 +771,9 @@ class Backends:
         if workspace is not None and "workspace" in attrs.fields_dict(cls):
             params.setdefault("workspace", str(workspace))
         if self._converter is None:
-            self._converter = _strict_converter()
+            from .serde import make_strict_converter
+
+            self._converter = make_strict_converter()
         try:
             return self._converter.structure(params, cls)
         except Exception as exc:  # cattrs raises ClassValidationError / ForbiddenExtraKeysError

@@ -104,11 +104,13 @@ def init(directory: str) -> None:
 @click.option("--from", "from_stage", metavar="STAGE",
               help="Rerun this stage and every later one even if unchanged.")
 @click.option("--force", is_flag=True, help="Rerun every stage even if unchanged.")
+@click.option("--engine", metavar="NAME",
+              help="Run partitioned work on this engine (local, dask), overriding the chain's engine.")
 @fail_on_option
 @json_option
 @click.pass_context
-def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool, fail_on: str,
-        json_output: bool) -> None:
+def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool, engine: str | None,
+        fail_on: str, json_output: bool) -> None:
     """Run the chain in CHAIN_FILE and print a summary.
 
     A stage whose params, inputs and code are unchanged since an earlier run of the chain
@@ -122,6 +124,10 @@ def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool
 
     host = host_of(ctx)
     chain = load_chain(chain_file, host)
+    if engine is not None:
+        from .config import with_engine
+
+        chain = with_engine(chain, engine, host)
     progress = _progress(len(chain.stages), quiet=json_output)
     try:
         run_record, outputs = run_chain(chain, host, from_stage=from_stage, force=force, on_stage=progress)
@@ -176,31 +182,70 @@ def plugins(ctx: click.Context, json_output: bool) -> None:
     emit(ctx, rows, human)
 
 
-@cli.group()
+class PluginSubgroup(click.Group):
+    """A built-in group that plugins add subcommands to (``tether runs diff``): a name it
+    does not know loads the plugins' commands first."""
+
+    def _root(self, ctx: click.Context) -> TetherGroup | None:
+        root = ctx.find_root().command
+        return root if isinstance(root, TetherGroup) else None
+
+    def get_command(self, ctx: click.Context, name: str):
+        command = super().get_command(ctx, name)
+        root = self._root(ctx)
+        if command is None and root is not None:
+            root._add_plugin_commands(everything=True)
+            command = super().get_command(ctx, name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        root = self._root(ctx)
+        if root is not None:
+            root._add_plugin_commands(everything=True)
+        return super().list_commands(ctx)
+
+
+@cli.group(cls=PluginSubgroup)
 def runs() -> None:
     """Inspect recorded runs."""
 
 
 @runs.command("ls")
 @workspace_option
-@click.option("--chain", help="Only runs of this chain.")
+@click.option("--chain", help="Only runs of this chain (or run name).")
+@click.option("--status", type=click.Choice(["running", "succeeded", "failed", "crashed"]),
+              help="Only runs with this status.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag (repeatable).")
+@click.option("--snapshot", metavar="ID", help="Only runs that used this snapshot.")
+@click.option("--where", "wheres", multiple=True, metavar="EXPR",
+              help="Only runs whose latest metric value satisfies EXPR, e.g. 'roc_auc>0.8' (operators > >= < <= "
+                   "== !=; repeat to AND; runs without the metric are left out).")
 @click.option("--limit", default=20, show_default=True)
 @json_option
 @click.pass_context
-def runs_ls(ctx: click.Context, workspace: str, chain: str | None, limit: int, json_output: bool) -> None:
-    """List runs, newest first."""
+def runs_ls(ctx: click.Context, workspace: str, chain: str | None, status: str | None, tags: tuple[str, ...],
+            snapshot: str | None, wheres: tuple[str, ...], limit: int, json_output: bool) -> None:
+    """List runs, newest first, optionally filtered."""
     from .liveness import mark_crashed
+    from .run_query import parse_tag, parse_where, select_runs
 
+    conditions = [parse_where(text) for text in wheres]
+    wanted_tags = [parse_tag(text) for text in tags]
+    filtered = bool(status or wanted_tags or snapshot or conditions)
     ws = open_workspace(ctx, workspace)
-    found = mark_crashed(ws.store, ws.store.find("run", name=chain, limit=limit))
+    found = mark_crashed(ws.store, ws.store.find("run", name=chain, limit=None if filtered else limit))
+    found, metrics = select_runs(ws.store, found, status=status, tags=wanted_tags, snapshot=snapshot,
+                                 conditions=conditions)
+    found = found[:limit]
 
     def human() -> None:
         if not found:
-            click.echo(f"no runs in {ws.root}")
+            click.echo(f"no runs in {ws.root}" + (" match" if filtered else ""))
             return
-        print_table(["run", "status", "chain", "started (UTC)", "stages", "error"],
-                    [[r.id, r.status, r.chain, f"{r.started_at:%Y-%m-%d %H:%M:%S}", _stage_counts(r), r.error]
-                     for r in found])
+        keys = [c.key for c in conditions]
+        print_table(["run", "status", "chain", "started (UTC)", "stages", *keys, "error"],
+                    [[r.id, r.status, r.chain, f"{r.started_at:%Y-%m-%d %H:%M:%S}", _stage_counts(r),
+                      *(f"{metrics.get(r.id, {}).get(k):.6g}" for k in keys), r.error] for r in found])
 
     emit(ctx, found, human)
 
@@ -218,24 +263,50 @@ def _stage_counts(run) -> str:
 @json_option
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str, workspace: str, json_output: bool) -> None:
-    """Show one run (an id, id prefix, or a chain name for its latest run): code
-    version, stages with why each ran or was reused, outputs, error."""
+    """Show one run (an id, id prefix, or a chain name for its latest run): code, data,
+    environment, params, seeds, notes, tags, artifacts, metrics (with a summary of each
+    series), stages with why each ran or was reused, outputs, error. ``--json`` prints
+    ``{"run": record, "series": {metric: summary}}``."""
     from .liveness import mark_crashed
+    from .run_query import series_summaries
 
     ws = open_workspace(ctx, workspace)
     record = mark_crashed(ws.store, [ws.resolve(run_id, kind="run")])[0]
+    series = series_summaries(ws.store, record)
 
     def human() -> None:
         ended = f"{record.ended_at:%Y-%m-%d %H:%M:%S}" if record.ended_at else "(still running)"
         click.echo(f"run {record.id}  chain {record.chain}  {record.status}  "
                    f"started {record.started_at:%Y-%m-%d %H:%M:%S}  ended {ended} (UTC)")
         click.echo("code: " + ", ".join(f"{k}={v}" for k, v in sorted(record.code.items())))
-        print_table(["stage", "kind", "plugin", "status", "why", "output", "error"],
-                    [[s.id, s.stage, s.plugin, s.status, s.reason, s.output_id, s.error] for s in record.stages])
+        _show_details(record)
+        if series:
+            print_table(["metric", "values", "steps", "min", "max", "last"],
+                        [[key, s["count"], s["steps"], f"{s['min']:.6g}", f"{s['max']:.6g}", f"{s['last']:.6g}"]
+                         for key, s in series.items()], title="metrics")
+        if record.stages:
+            print_table(["stage", "kind", "plugin", "status", "why", "output", "error"],
+                        [[s.id, s.stage, s.plugin, s.status, s.reason, s.output_id, s.error] for s in record.stages])
         if record.error:
             click.echo(f"error: {record.error}")
 
-    emit(ctx, record, human)
+    emit(ctx, {"run": record, "series": series}, human)
+
+
+def _show_details(record) -> None:
+    """The tracked fields of a run, one aligned table of ``section  key  value``."""
+    packages = record.environment.get("packages", {})
+    env = {k: v for k, v in record.environment.items() if k != "packages"}
+    sections = [("data", {f"{k}.{f}": v for k, e in record.data.items() for f, v in e.items() if f != "kind"}),
+                ("environment", {**env, **{f"packages.{k}": v for k, v in packages.items()}}),
+                ("params", record.params), ("seeds", record.seeds), ("notes", record.notes), ("tags", record.tags),
+                ("artifacts", {k: f"{r.digest} ({r.size} bytes)" for k, r in record.artifacts.items()}),
+                ("tracker errors", dict(enumerate(record.tracker_errors, 1)))]
+    rows = [[section, key, value] for section, values in sections for key, value in sorted(values.items())]
+    if record.chain_path:
+        rows.insert(0, ["chain", "file", record.chain_path])
+    if rows:
+        print_table(["section", "key", "value"], rows)
 
 
 @cli.command()
@@ -260,26 +331,28 @@ def show(ctx: click.Context, record_id: str, workspace: str, json_output: bool) 
 
 
 @cli.command()
-@click.argument("record_id")
+@click.argument("ref")
+@click.option("--upstream", is_flag=True, help="Only what REF was made from.")
+@click.option("--downstream", is_flag=True, help="Only what was made from REF (every model version and "
+              "deployment that used a snapshot).")
 @workspace_option
 @json_option
 @click.pass_context
-def lineage(ctx: click.Context, record_id: str, workspace: str, json_output: bool) -> None:
-    """Show what RECORD_ID was made from (upstream) and what was made from it (downstream)."""
+def lineage(ctx: click.Context, ref: str, upstream: bool, downstream: bool, workspace: str,
+            json_output: bool) -> None:
+    """Show what REF was made from (upstream) and what was made from it (downstream), with
+    the runs that made each record; records reached twice are printed once.
+
+    REF is a record id, a unique id prefix or a model version (churn@3, churn@champion).
+    """
+    from .lineage import build, render
+
     ws = open_workspace(ctx, workspace)
-    record = ws.resolve(record_id)
-    graph = ws.store.lineage(record.id)
-
-    def human() -> None:
-        click.echo(f"{record.kind} {record.id}")
-        click.echo("  made from:" if graph["upstream"] else "  made from: (nothing recorded)")
-        for e in graph["upstream"]:
-            click.echo(f"  {'  ' * e['depth']}<- {e['kind'] or '?'} {e['parent']} (as {e['relation']} of {e['child']})")
-        click.echo("  used by:" if graph["downstream"] else "  used by: (nothing recorded)")
-        for e in graph["downstream"]:
-            click.echo(f"  {'  ' * e['depth']}-> {e['kind'] or '?'} {e['child']} (as {e['relation']})")
-
-    emit(ctx, {"record": record, **graph}, human)
+    record = ws.resolve(ref)
+    both = upstream == downstream
+    graph = build(ws.store, record, upstream=upstream or both, downstream=downstream or both)
+    emit(ctx, graph, lambda: click.echo("\n".join(render(graph, upstream=upstream or both,
+                                                         downstream=downstream or both))))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .manager import PluginHost
 
 
-TOP_LEVEL_KEYS = ("version", "name", "workspace", "plugins", "storage", "store", "policy", "stages")
+TOP_LEVEL_KEYS = ("version", "name", "workspace", "plugins", "storage", "store", "policy", "trackers", "engine",
+                  "stages")
+TRACKER_KEYS = ("plugin", "params", "on_error")
 STAGE_KEYS = ("stage", "step", "id", "plugin", "params", "inputs", "produces")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -43,6 +45,17 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 class BackendConfig:
     plugin: str
     params: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class TrackerConfig:
+    """One entry of a chain's ``trackers``: a tracker added to the always-on ``store`` one.
+    ``on_error`` says what a failure of it does: ``warn`` (drop it for the rest of the run,
+    record the error on the run) or ``fail`` (fail the run)."""
+
+    plugin: str
+    params: dict[str, Any] = attrs.field(factory=dict)
+    on_error: str = "warn"
 
 
 @attrs.frozen(kw_only=True)
@@ -84,10 +97,15 @@ class ChainConfig:
     store: BackendConfig = BackendConfig(plugin="sqlite")
     policy: dict[str, Any] = attrs.field(factory=dict)
     stages: tuple[StageConfig, ...] = ()
+    trackers: tuple[TrackerConfig, ...] = ()
+    #: where partitioned work runs (``local`` unless the chain or ``--engine`` says otherwise)
+    engine: BackendConfig = BackendConfig(plugin="local")
     #: the ``storage``/``store`` sections as written (``${VAR}`` kept): what a workspace remembers
     backends_as_written: dict[str, Any] = attrs.field(factory=dict)
-    #: backend instances built by validation: ``storage``, ``store`` and one per stage id
+    #: backend instances built by validation: ``storage``, ``store``, ``engine`` and one per stage id
     backends: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    #: tracker instances built by validation, one per entry of ``trackers``
+    tracker_backends: list[Any] = attrs.field(factory=list, eq=False, repr=False)
 
     def stage_ids(self) -> list[str]:
         return [s.id for s in self.stages]
@@ -172,10 +190,13 @@ def build_chain(raw: Any, host: PluginHost, *, text: str = "", path: Path | None
     if not isinstance(stages_raw, list) or not stages_raw:
         raise ConfigError(f"{source}: stages: expected a non-empty list of stages")
     stages = _build_stages(stages_raw, source)
+    trackers = parse_trackers(raw.get("trackers"), source)
+    engine = parse_backend_config(raw.get("engine"), "engine", "local", source)
     chain = ChainConfig(
         name=name, path=path, base_dir=base_dir, workspace=workspace, text=text,
         digest="sha256:" + hashlib.sha256(text.encode()).hexdigest(), plugins=tuple(plugins),
         storage=storage, store=store, policy=policy, stages=stages, backends_as_written=as_written,
+        trackers=trackers, engine=engine,
     )
     validate_chain(chain, host)
     return chain
@@ -225,6 +246,48 @@ def parse_backend_config(value: Any, key: str, default: str, source: str) -> Bac
     if not isinstance(params, dict):
         raise ConfigError(f"{source}: {key}.params: expected a mapping, got {params!r}")
     return BackendConfig(plugin=value.get("plugin", default), params=params)
+
+
+def parse_trackers(value: Any, source: str) -> tuple[TrackerConfig, ...]:
+    """A chain's ``trackers:`` list (``[{plugin: NAME, params: {...}, on_error: warn|fail}]``)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: trackers: expected a list of {{plugin: NAME, params: {{...}}}}, got {value!r}",
+                          key="trackers")
+    trackers = []
+    for i, entry in enumerate(value):
+        where = f"trackers[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{source}: {where}: expected {{plugin: NAME, params: {{...}}}}, got {entry!r}",
+                              key=where)
+        reject_unknown_keys(entry, TRACKER_KEYS, f"{source}: {where}")
+        plugin, params, on_error = entry.get("plugin"), entry.get("params") or {}, entry.get("on_error", "warn")
+        if not isinstance(plugin, str) or not plugin:
+            raise ConfigError(f"{source}: {where}.plugin: expected a tracker plugin name, got {plugin!r}",
+                              key=f"{where}.plugin")
+        if plugin == "store":
+            raise ConfigError(f"{source}: {where}.plugin: the store tracker is always on; remove this entry",
+                              key=f"{where}.plugin")
+        if not isinstance(params, dict):
+            raise ConfigError(f"{source}: {where}.params: expected a mapping, got {params!r}", key=f"{where}.params")
+        if on_error not in ("warn", "fail"):
+            raise ConfigError(f"{source}: {where}.on_error: expected 'warn' or 'fail', got {on_error!r}",
+                              key=f"{where}.on_error")
+        trackers.append(TrackerConfig(plugin=plugin, params=params, on_error=on_error))
+    return tuple(trackers)
+
+
+def with_engine(chain: ChainConfig, plugin: str, host: PluginHost) -> ChainConfig:
+    """``chain`` running on the engine ``plugin`` (``tether run --engine``): the chain's
+    ``engine.params`` are kept when it names the same plugin, else the engine's defaults."""
+    params = chain.engine.params if chain.engine.plugin == plugin else {}
+    engine = BackendConfig(plugin=plugin, params=params)
+    backends = dict(chain.backends)
+    host.backends.get("engine", plugin, where="--engine")
+    source = str(chain.path) if chain.path else "chain"
+    backends["engine"] = host.backends.create("engine", plugin, params, where=f"{source}: engine")
+    return attrs.evolve(chain, engine=engine, backends=backends)
 
 
 def _build_stages(stages_raw: list, source: str) -> tuple[StageConfig, ...]:
@@ -300,6 +363,10 @@ def validate_chain(chain: ChainConfig, host: PluginHost) -> None:
     for key, config in (("storage", chain.storage), ("store", chain.store)):
         backends[key] = host.backends.create(key, config.plugin, config.params, where=f"{source}: {key}",
                                              workspace=chain.workspace)
+    backends["engine"] = host.backends.create("engine", chain.engine.plugin, chain.engine.params,
+                                              where=f"{source}: engine")
+    chain.tracker_backends[:] = [host.backends.create("tracker", t.plugin, t.params, where=f"{source}: trackers[{i}]")
+                                 for i, t in enumerate(chain.trackers)]
     produced: dict[str, str] = {}  # stage id -> record kind, in order
     for stage in chain.stages:
         where = f"{source}: {stage.where}"

@@ -27,6 +27,12 @@ class RunContext:
     run: Run | None = None
     stage: StageConfig | None = None
     log: Any = attrs.field(factory=lambda: get_logger("tether"))
+    #: the run's ``tether.tracking.ActiveRun`` (``None`` outside a run): a step logs
+    #: per-epoch metrics with ``context.tracker.log_metrics({...}, step=epoch)``
+    tracker: Any = None
+    #: the run's execution engine (``tether.backends.Engine``; ``None`` outside a chain run
+    #: means local): see :meth:`engine_for`
+    engine: Any = None
 
     @property
     def storage(self):
@@ -59,9 +65,27 @@ class RunContext:
             return self.chain.backends[stage.id]
         return self.host.backends.create(stage.spec.backend_kind, stage.plugin, stage.params, where=stage.where)
 
+    def engine_for(self, operation: str, *, what: str = "") -> Any:
+        """The engine to run ``operation`` on, or ``None`` to run it locally: a chain's
+        non-local engine that declines ``operation`` logs one line naming the stage and why."""
+        engine = self.engine
+        if engine is None or getattr(engine, "name", "local") == "local":
+            return None
+        if engine.supports(operation):
+            return engine
+        self.log.warning("stage runs locally", stage=self.stage.id if self.stage else None, engine=engine.name,
+                         reason=f"the {engine.name} engine does not run '{operation}'" + (f" ({what})" if what else ""))
+        return None
+
     def create(self, kind: str, name: str, params: dict[str, Any] | None = None, *, where: str = "") -> Any:
         """Build any backend by kind and name (e.g. a window source named in params)."""
         return self.host.backends.create(kind, name, params, where=where)
+
+    def log_metrics(self, metrics: dict[str, float], *, step: int | None = None) -> None:
+        """Log metric values of this run (``context.tracker.log_metrics``)."""
+        if self.tracker is None:
+            raise ConfigError("log_metrics(): not inside a run")
+        self.tracker.log_metrics(metrics, step=step)
 
     def get(self, record_id: str, kind: str | None = None):
         """The record with ``record_id``; NotFoundError if the workspace has none."""

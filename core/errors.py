@@ -48,6 +48,23 @@ class IntegrityError(TetherError):
     exit_code = 1
 
 
+class SchemaError(DataError):
+    """Input rows do not match a model bundle's input schema: a missing field, a value of
+    the wrong type, a category never seen in training. ``field`` names the input column
+    (serving maps this error to HTTP 422 naming it)."""
+
+    def __init__(self, message: str = "", *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DeploymentError(TetherError):
+    """A deployment cannot change as asked: an illegal state transition, or a rollback
+    with no previous version to roll back to."""
+
+    exit_code = 2
+
+
 class NotFoundError(TetherError):
     """A record, artifact or run asked for by id or name does not exist."""
 
@@ -58,6 +75,11 @@ class StoreError(TetherError):
     """A storage or metadata backend cannot be reached or written."""
 
     exit_code = 1
+
+
+class EngineError(TetherError):
+    """The execution engine failed: a lost worker, an unreachable scheduler. Nothing the
+    failing operation was writing is recorded."""
 
 
 class StageError(TetherError):

@@ -70,7 +70,10 @@ def tether_add_backends(backends: Backends) -> None:
     imported; it is also where a plugin imports the modules defining its own record kinds
     (``@tether.records.record``), so they are known before any record is read.
 
-    :param backends: the registry; call ``backends.add(cls)``.
+    :param backends: the registry; call ``backends.add(cls)``. A plugin may also declare the
+        chain ``policy`` section it reads (``backends.add_policy(section, check)``) and how
+        references to its records resolve beyond ids (``backends.add_reference(kind,
+        resolve)``; the registry resolves ``churn@champion`` this way).
 
     Example::
 
@@ -262,11 +265,12 @@ def tether_deploy(
 ) -> Deployment | None:
     """Put a registered model version to work, e.g. batch-score a snapshot.
 
-    The built-in answer calls the deployer named in ``stage.plugin`` (``batch``).
+    The built-in answer calls the rollout strategy named in ``stage.plugin`` (``batch``,
+    ``shadow``, ``canary``, ``blue_green``) and records the deployment.
     Stops at first non-None result.
 
     :param model_version: the version to deploy.
-    :param snapshot: the data to score, for batch deployers (``None`` if there is none).
+    :param snapshot: the data to score, for batch scoring (``None`` if there is none).
     :param stage: this stage's config.
     :param context: the run's services.
 

@@ -39,7 +39,7 @@ STAGES: dict[str, StageSpec] = {
         inputs={"model": "model", "evaluation": "evaluation"}, optional=("evaluation",), default_plugin="default",
     ),
     "deploy": StageSpec(
-        hook="tether_deploy", backend_kind="deployer", output="deployment",
+        hook="tether_deploy", backend_kind="rollout", output="deployment",
         inputs={"model_version": "model_version", "snapshot": "snapshot"}, optional=("snapshot",),
         default_plugin="batch",
     ),

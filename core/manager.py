@@ -38,15 +38,25 @@ ESSENTIAL_PLUGINS: tuple[str, ...] = (
     "tether.plugins.splits",
     "tether.plugins.leakage",
     "tether.plugins.features",
-    "tether.plugins.models",
+    "tether.plugins.evaluation",
+    "tether.plugins.registry",
+    "tether.plugins.bundles",
+    "tether.plugins.rollout",
     "tether.plugins.monitoring",
+    "tether.plugins.tracking",
+    "tether.plugins.engines",
 )
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
+    "tether.plugins.traces",
     "tether.plugins.online_store",
     "tether.contrib.redis_online",
     "tether.contrib.postgres",
     "tether.contrib.s3",
+    "tether.contrib.otlp",
+    "tether.contrib.serve",
+    "tether.contrib.mlflow",
+    "tether.contrib.dask",
 )
 
 

@@ -275,9 +275,52 @@ class TrainedModel:
         return "model-" + artifact.digest.split(":")[1][:16]
 
 
+@attrs.frozen(kw_only=True)
+class BaselineScore:
+    """A baseline scored on the same rows as the model: ``kind`` is ``dummy`` (``reference``
+    names the strategy), ``rule`` (``module:function``) or ``model_version`` (the id re-scored)."""
+
+    name: str
+    kind: str
+    reference: str = ""
+    metrics: dict[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class SliceScore:
+    """Metrics on one segment of a slice (a raw snapshot column's value, a numeric bin or a
+    predicate), with bootstrap ``intervals`` (metric -> ``(low, high)``); ``low_support``
+    when fewer rows than the evaluation's minimum support fell in it."""
+
+    slice: str
+    segment: str
+    kind: str  # category | bin | predicate
+    support: int
+    metrics: dict[str, float] = attrs.field(factory=dict)
+    intervals: dict[str, tuple[float, float]] = attrs.field(factory=dict)
+    low_support: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class GateOutcome:
+    """One gate rule and how the model fared against it (``value`` against ``bound``)."""
+
+    rule: str  # "min.roc_auc", "beats.dummy", "max_regression.latest.roc_auc", "slice_gates[0]"
+    passed: bool
+    message: str
+    metric: str = ""
+    value: float | None = None
+    bound: float | None = None
+    segment: str = ""  # "region=south" for a slice rule
+
+
 @record("evaluation")
 class Evaluation:
-    """Metrics of a model on one split, compared with a baseline, with gate outcomes."""
+    """Metrics of a model on one split, compared with baselines scored on the same rows,
+    per slice with confidence intervals, with the gate outcomes (see docs/evaluation.md).
+
+    Records written before the task-aware evaluators have only the first fields; every
+    later field has a default, so they still load."""
 
     id: str
     model_id: str
@@ -290,13 +333,39 @@ class Evaluation:
     baseline_metrics: dict[str, float] = attrs.field(factory=dict)
     findings: tuple[Finding, ...] = ()
     created_at: dt.datetime = attrs.field(factory=utcnow)
-    #: what it was gated on: metric -> {"min": x, "max_regression": y}
+    #: what it was gated on: metric -> {"min": x, "max": y, "max_regression": z}
     gates: dict[str, dict[str, float]] = attrs.field(factory=dict)
+    task: str = ""  # binary | multiclass | regression | ranking
+    label: str = ""
+    source: str = ""  # "stage", "file:<name>" or "python"
+    snapshot_id: str | None = None
+    #: binary: {"value", "method" (fixed | maximize), "metric", "split"}
+    threshold: dict[str, Any] = attrs.field(factory=dict)
+    #: metric -> (low, high): bootstrap interval of the whole evaluation's metrics
+    intervals: dict[str, tuple[float, float]] = attrs.field(factory=dict)
+    classes: tuple[str, ...] = ()
+    per_class: tuple[dict[str, Any], ...] = ()  # {"class", "precision", "recall", "f1", "support"}
+    confusion: dict[str, Any] = attrs.field(factory=dict)  # {"labels": [...], "matrix": [[...]]}
+    curves: dict[str, Any] = attrs.field(factory=dict)  # {"roc": {...}, "pr": {...}}
+    calibration: dict[str, Any] = attrs.field(factory=dict)
+    sweep: tuple[dict[str, float], ...] = ()  # binary: metrics at each threshold
+    residuals: dict[str, Any] = attrs.field(factory=dict)  # regression: quantiles, bias
+    baselines: tuple[BaselineScore, ...] = ()
+    slices: tuple[SliceScore, ...] = ()
+    bootstrap: dict[str, Any] = attrs.field(factory=dict)  # resamples, confidence, seed, min_support
+    examples: dict[str, Any] = attrs.field(factory=dict)  # highest-loss and correct rows
+    outcomes: tuple[GateOutcome, ...] = ()
 
 
 @record("model_version")
 class ModelVersion:
-    """A registered version of a named model, with the evidence it was registered on."""
+    """A registered version of a named model, with the evidence it was registered on and
+    its model card. A version is immutable once written: its status and aliases change
+    through append-only records of ``tether.plugins.registry``, so ``status`` is the status
+    it was registered with (read the current one with ``registry.state.status_of``;
+    ``registered``, written by earlier releases, reads as ``experimental``). Approval state
+    and deployment date are derived from those records too, never stored here.
+    """
 
     id: str
     name: str
@@ -304,16 +373,54 @@ class ModelVersion:
     model_id: str
     evaluation_id: str | None = None
     feature_set_id: str | None = None
-    snapshot_id: str | None = None
-    status: str = "registered"
+    snapshot_id: str | None = None  # the training data version
+    status: str = "experimental"
     metrics: dict[str, float] = attrs.field(factory=dict)
     description: str = ""
+    created_at: dt.datetime = attrs.field(factory=utcnow)
+    # model card (declared by whoever registers it; the code version comes from the run)
+    code_version: str = ""  # the git commit of the run that registered it
+    run_id: str | None = None
+    intended_use: str = ""
+    limitations: tuple[str, ...] = ()
+    owner: str = ""
+    license: str = ""
+    registered_by: str = ""  # who registered it (``tether.audit.actor()``)
+
+
+@record("audit_entry")
+class AuditEntry:
+    """One entry of the workspace's append-only audit log (see :mod:`tether.audit`).
+
+    Entries are numbered 1, 2, 3... without gaps (``version``, under ``name`` "audit"), and
+    each commits to the one before: ``hash`` is the SHA-256 of the canonical JSON of the
+    entry's fields and ``prev_hash``, so editing, reordering or deleting one is detected.
+    """
+
+    id: str
+    name: str  # always "audit": the log the entry is numbered in
+    version: int  # its position in the log, 1-based
+    action: str  # e.g. "model.registered", "model.transition", "deployment.started"
+    subject: str  # the record it is about, e.g. "mv-churn-3"
+    actor: str
+    details: dict[str, Any] = attrs.field(factory=dict)
+    prev_hash: str = ""
+    hash: str = ""
     created_at: dt.datetime = attrs.field(factory=utcnow)
 
 
 @record("deployment")
 class Deployment:
-    """A model version put to work: a batch scoring output or a serving target."""
+    """A model version put to work in an environment by a rollout strategy: a batch scoring
+    output, or a serving rollout (shadow, canary, blue-green) the router reads.
+
+    The stored record is immutable and holds the rollout as it started; every later
+    decision (a canary step, a promotion, a rollback) is an append-only
+    ``deployment_event`` record, and ``tether.plugins.rollout.state.current`` folds them in
+    (``state``, ``weight`` and ``step`` as they stand now). ``weight`` is the percentage of
+    traffic sent to ``model_version_id``; the rest goes to ``stable_version_id``. ``target``
+    and ``status`` are the strategy and the starting state under their earlier names.
+    """
 
     id: str
     model_version_id: str
@@ -323,6 +430,19 @@ class Deployment:
     location: str = ""
     details: dict[str, Any] = attrs.field(factory=dict)
     created_at: dt.datetime = attrs.field(factory=utcnow)
+    environment: str = ""
+    strategy: str = ""  # batch | shadow | canary | blue_green | rollback ("" in early records: see target)
+    state: str = ""  # pending | active | promoted | aborted | rolled_back | completed ("" early: see status)
+    steps: tuple[float, ...] = ()  # canary weights in percent, e.g. (5, 25, 50, 100)
+    step: int = 0  # index into ``steps`` of the current weight
+    weight: float = 0.0  # percent of traffic to ``model_version_id``
+    stable_version_id: str | None = None  # the version serving the rest (blue, stable)
+    rollback_target: str | None = None  # the version a rollback re-activates
+    sticky_key: str | None = None  # the request field a canary hashes to keep an entity on one version
+    fallback: dict[str, Any] = attrs.field(factory=dict)  # mode: previous | rule | recommend_only | none
+    analysis: dict[str, Any] = attrs.field(factory=dict)  # canary analysis: interval, min_requests, signals
+    bundle_id: str | None = None  # the verified bundle the deployment serves or scored with
+    actor: str = ""  # who started it (``tether.audit.actor()``)
 
 
 @attrs.frozen(kw_only=True)
@@ -366,17 +486,31 @@ class MonitorReport:
     report: ObjectRef | None = None  # the HTML report, when one was written
 
 
+def _code_fields(code: Any) -> dict[str, Any]:
+    """A run's ``code`` mapping with ``git_dirty`` a boolean: records written before it was
+    one hold the strings ``"true"``/``"false"``, which read as the boolean they meant."""
+    code = dict(code or {})
+    dirty = code.get("git_dirty")
+    if isinstance(dirty, str):
+        code["git_dirty"] = dirty.strip().lower() == "true"
+    return code
+
+
 @record("run")
 class Run:
-    """One execution of a chain, with the code and config that produced it."""
+    """One execution of a chain (or a ``tether.start_run`` block), with what it used and
+    recorded: data, code, environment, params, seeds, metrics, artifacts, notes and tags
+    (see docs/tracking.md)."""
 
     id: str
-    chain: str
+    chain: str  # the chain name, or the run name given to ``tether.start_run``
     chain_digest: str
     status: str  # running | succeeded | failed | crashed
     config: str = ""  # the chain text as written: ${VAR} placeholders, never their values
     stages: tuple[StageRun, ...] = ()
-    code: dict[str, str] = attrs.field(factory=dict)
+    #: ``tether``, ``python``, ``git_commit``, ``git_branch``, ``git_dirty`` (a boolean) and,
+    #: when dirty, ``git_diff_sha256`` (of ``git diff HEAD``)
+    code: dict[str, Any] = attrs.field(factory=dict, converter=_code_fields)
     error: str | None = None
     started_at: dt.datetime = attrs.field(factory=utcnow)
     ended_at: dt.datetime | None = None
@@ -384,3 +518,16 @@ class Run:
     host: str = ""
     pid: int | None = None
     process_started: float | None = None  # the process's start time (Linux), against pid reuse
+    #: stage id -> the data it produced: ``{"kind": "snapshot", "id", "fingerprint"}`` or
+    #: ``{"kind": "split", "id", "snapshot_id", "seed"}``
+    data: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    #: ``python``, ``platform``, ``packages`` (name -> installed version)
+    environment: dict[str, Any] = attrs.field(factory=dict)
+    params: dict[str, Any] = attrs.field(factory=dict)  # flattened key paths: ``train.C``
+    seeds: dict[str, int] = attrs.field(factory=dict)  # ``split.seed``, ``train.random_state``
+    metrics: dict[str, float] = attrs.field(factory=dict)  # the latest value of each metric
+    artifacts: dict[str, ObjectRef] = attrs.field(factory=dict)  # name -> content-addressed object
+    notes: dict[str, str] = attrs.field(factory=dict)  # ``hypothesis``, ``decision``
+    tags: dict[str, str] = attrs.field(factory=dict)
+    chain_path: str = ""  # the chain file, which relative paths in ``config`` are resolved against
+    tracker_errors: tuple[str, ...] = ()  # "<tracker>: <method>: <error>" of trackers dropped mid-run

@@ -2,15 +2,17 @@
 edge written to the metadata store in one transaction per stage.
 
 A stage that raises leaves the store as it was before that stage, plus the run marked
-``failed`` with the reason. A stage whose config, inputs and code are unchanged since an
-earlier run reuses that run's output (:mod:`tether.reuse`); ``from_stage`` reruns that
-stage and every later one regardless, ``force`` reruns them all.
+``failed`` with the reason. Every run is tracked (:mod:`tether.tracking`): the run
+record and its metrics go to the store tracker and to the chain's ``trackers:``; the
+runner feeds them the chain's params, each stage's output and evaluation metrics.
+
+A stage whose config, inputs and code are unchanged since an earlier run reuses that
+run's output (:mod:`tether.reuse`); ``from_stage`` reruns that stage and every later one
+regardless, ``force`` reruns them all.
 """
 
 from __future__ import annotations
 
-import platform
-import subprocess
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,27 +25,34 @@ from .errors import ConfigError, StageError, TetherError
 from .lifecycle import STAGES, call_stage
 from .liveness import mark_crashed, this_process
 from .log import get_logger, redact
+from .provenance import code_version, distributions_of, environment, flatten, seeds_in
 from .records import RECORD_KINDS, Run, StageRun, TrainedModel, new_id, object_refs, utcnow
 from .reuse import REUSABLE, EarlierRuns, StageKey, stage_key
+from .tracking import ActiveRun, track_output, tracker_entries
 from .workspace import Workspace
 
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import PluginHost
 
 
-def _code_version() -> dict[str, str]:
-    from . import __version__
+def chain_params(chain: ChainConfig) -> dict[str, Any]:
+    """Every stage's params flattened to key paths under its stage id (``train.C``)."""
+    params: dict[str, Any] = {}
+    for stage in chain.stages:
+        params.update(flatten(stage.params, stage.id))
+    return params
 
-    code = {"tether": __version__, "python": platform.python_version()}
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-        if out.returncode == 0:
-            code["git_commit"] = out.stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
-            code["git_dirty"] = "true" if dirty.stdout.strip() else "false"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return code
+
+def new_run(chain: ChainConfig) -> Run:
+    """The record of a run of ``chain`` about to start: code, environment, params, seeds."""
+    seeds: dict[str, int] = {}
+    modules = list(chain.plugins) + [s.step.split(":")[0] for s in chain.stages if s.step]
+    for stage in chain.stages:
+        seeds.update(seeds_in(stage.params, stage.id))
+    return Run(id=new_id("run"), chain=chain.name, chain_digest=chain.digest, status="running", config=chain.text,
+               code=code_version(chain.base_dir), environment=environment(distributions_of(modules)),
+               params=chain_params(chain), seeds=seeds, chain_path=str(chain.path.resolve()) if chain.path else "",
+               **this_process())
 
 
 class Runner:
@@ -90,23 +99,44 @@ class Runner:
 
     # -- running -------------------------------------------------------------------------
 
-    def run(self, *, from_stage: str | None = None, force: bool = False) -> Run:
+    def run(self, *, from_stage: str | None = None, force: bool = False, pinned: dict[str, Any] | None = None,
+            tags: dict[str, str] | None = None) -> Run:
         """Run the chain and return the final run record; ``self.outputs`` maps stage ids
         to their output records. Unchanged stages are reused unless forced: every stage
-        with ``force``, the stages from ``from_stage`` on with ``from_stage``."""
+        with ``force``, the stages from ``from_stage`` on with ``from_stage``. ``pinned``
+        (stage id -> record) uses those records as the stages' outputs without running
+        them (``tether reproduce`` pins the recorded snapshots). The chain's engine is
+        closed afterwards, however the run ends."""
+        try:
+            return self._run(from_stage=from_stage, force=force, pinned=pinned, tags=tags)
+        finally:
+            engine = self.chain.backends.get("engine")
+            if engine is not None:
+                engine.close()
+
+    def _run(self, *, from_stage: str | None, force: bool, pinned: dict[str, Any] | None,
+             tags: dict[str, str] | None) -> Run:
         chain, store = self.chain, self.workspace.store
         start_index = chain.index_of(from_stage) if from_stage else None
-        run = Run(id=new_id("run"), chain=chain.name, chain_digest=chain.digest, status="running",
-                  config=chain.text, code=_code_version(), **this_process())
+        run = new_run(chain)
+        if tags:
+            run = attrs.evolve(run, tags=dict(tags))
         context = RunContext(host=self.host, workspace=self.workspace, chain=chain, run=run,
-                             log=self.log.bind(run_id=run.id))
+                             log=self.log.bind(run_id=run.id), engine=chain.backends.get("engine"))
         self._preflight(context)
         earlier = EarlierRuns(mark_crashed(store, store.find("run", name=chain.name, limit=20)))
-        store.put(run)
+        active = ActiveRun(run, context, tracker_entries(self.host, chain.trackers, chain.tracker_backends))
+        context.tracker = active
+        try:
+            active.start()
+        except TetherError as exc:
+            active.end("failed", error=str(exc))
+            raise
         self.workspace.remember(chain)
         hook = self.host.hook
-        hook.tether_run_started(run=run, context=context)
+        hook.tether_run_started(run=active.record, context=context)
         self.outputs: dict[str, Any] = {}
+        self.pinned = dict(pinned or {})
         stage_runs: list[StageRun] = []
         failure: BaseException | None = None
         for stage in chain.stages:
@@ -117,11 +147,18 @@ class Runner:
             if failure is not None:
                 break
             # progress, so a run whose process dies still shows what it completed
-            store.put(attrs.evolve(run, stages=tuple(stage_runs)), replace=True)
-        error = stage_runs[-1].error if failure is not None else None
-        run = attrs.evolve(run, status="failed" if failure else "succeeded", stages=tuple(stage_runs),
-                           error=error, ended_at=utcnow())
-        store.put(run, replace=True)
+            active.update(stages=tuple(stage_runs))
+            try:
+                active.flush()
+            except TetherError as exc:  # a tracker with on_error: fail
+                failure = exc
+                break
+        error = (stage_runs[-1].error or redact(_one_line(failure))) if failure is not None else None
+        active.update(stages=tuple(stage_runs))
+        try:
+            run = active.end("failed" if failure else "succeeded", error=error)
+        except TetherError as exc:  # a tracker with on_error: fail failed at the end
+            failure, error, run = failure or exc, error or str(exc), active.record
         context.run, context.stage = run, None
         hook.tether_run_finished(run=run, context=context)
         if failure is not None:
@@ -143,17 +180,22 @@ class Runner:
             # only reusable stages are keyed: a snapshot's params may name a large file that
             # the stage reads anyway, and deploy/monitor always run
             key = self._key(stage, func, inputs, context) if reusable else None
-            reused = None if forced or not reusable else self._earlier_output(earlier, key)
+            reused, why = self.pinned.get(stage.id), "pinned"
+            if reused is None and not forced and reusable:
+                reused, why = self._earlier_output(earlier, key), "unchanged"
             if reused is not None:
                 self.outputs[stage.id] = reused
+                track_output(context.tracker, stage, reused)
                 self.on_stage(stage, "reused")
-                return _stage_run(stage, "reused", output_id=reused.id, key=key.as_dict(), reason="unchanged",
-                                  started_at=started, ended_at=utcnow()), None
+                return _stage_run(stage, "reused", output_id=reused.id, key=key.as_dict() if key else {},
+                                  reason=why, started_at=started, ended_at=utcnow()), None
             reason = reason or (earlier.why_rerun(stage.id, key) if reusable
                                 else "reads its source" if stage.stage == "snapshot" else "always runs")
+            _note_local(stage, context)
             record, parents = self._run_stage(stage, func, inputs, hook, context)
             self.workspace.store.put(record, parents=parents, run_id=context.run.id)
             _release_objects(self.workspace.storage, record)
+            track_output(context.tracker, stage, record)
         except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised by run()
             error = redact(f"{stage.where} ({stage.id}): {_one_line(exc)}")
             context.log.error("stage failed", error=error)
@@ -266,6 +308,18 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, TetherError):
         return message
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _note_local(stage: StageConfig, context: RunContext) -> None:
+    """On a non-local engine, log that a stage with no partitioned version runs locally (a
+    backend declaring ``engine_operations`` asks ``context.engine_for``, which logs a decline)."""
+    engine = context.engine
+    if engine is None or engine.name == "local":
+        return
+    if stage.spec is None or not getattr(context.backend(stage), "engine_operations", ()):
+        reason = ("a user step runs in this process" if stage.spec is None
+                  else f"the {stage.stage} plugin '{stage.plugin}' has no partitioned version")
+        context.log.warning("stage runs locally", stage=stage.id, engine=engine.name, reason=reason)
 
 
 def run_chain(chain: ChainConfig, host: PluginHost, *, from_stage: str | None = None, force: bool = False,

@@ -55,6 +55,28 @@ def make_converter() -> cattrs.Converter:
 converter = make_converter()
 
 
+def make_strict_converter() -> cattrs.Converter:
+    """The converter of backend params: scalars must already have the declared type (YAML
+    gives it), so ``"5"`` is no int and ``true`` no number."""
+    conv = make_converter()
+
+    def strict(expected, accept):
+        def hook(value, _):
+            if isinstance(value, bool) and expected is not bool:
+                raise TypeError(f"expected {expected.__name__}, got a boolean")
+            if not isinstance(value, accept):
+                raise TypeError(f"expected {expected.__name__}, got {type(value).__name__} {value!r}")
+            return expected(value)
+
+        return hook
+
+    conv.register_structure_hook(int, strict(int, int))
+    conv.register_structure_hook(float, strict(float, (int, float)))
+    conv.register_structure_hook(str, strict(str, str))
+    conv.register_structure_hook(bool, strict(bool, bool))
+    return conv
+
+
 def to_dict(obj) -> dict:
     """Unstructure a record into its envelope."""
     return {

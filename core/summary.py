@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 from typing import Any
 
+#: How an evaluation's metric gates read in a stage's line.
+GATE_WORDS = {"min": "min", "max": "max", "max_regression": "max drop"}
 #: Metrics shown first in a stage's line, when an evaluation has them.
-PREFERRED_METRICS = ("roc_auc", "average_precision", "log_loss", "accuracy", "f1", "r2", "mae", "rmse")
+PREFERRED_METRICS = ("roc_auc", "average_precision", "log_loss", "accuracy", "f1", "f1_macro", "r2", "mae", "rmse")
 
 
 def summarize_run(run, outputs: dict[str, Any], *, width: int = 160) -> str:
@@ -61,16 +63,25 @@ def _describe(record) -> str:
         for name, value in [(m, record.metrics[m]) for m in names[:3]]:
             base = record.baseline_metrics.get(name)
             gates = record.gates.get(name, {})
-            gate = ", ".join(f"{'min' if k == 'min' else 'max drop'} {v:g}" for k, v in gates.items())
+            gate = ", ".join(f"{GATE_WORDS.get(k, k)} {v:g}" for k, v in gates.items())
             parts.append(f"{name} {value:.4f}" + (f" ({gate})" if gate else "")
                          + (f" (baseline {base:.4f})" if base is not None else ""))
         verdict = "passed" if record.passed else "FAILED gates"
+        failed = [o for o in getattr(record, "outcomes", ()) if not o.passed]
+        if failed:  # name what failed: the first rule's message, and how many more
+            verdict += f": {failed[0].message}" + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else "")
         suffix = "" if record.baseline_id else "; no baseline yet"
+        slices = getattr(record, "slices", ())
+        if slices:
+            suffix += f"; {len(slices)} slice segments"
         return f"evaluation {record.id}  {', '.join(parts)}; {verdict}" + suffix
     if kind == "model_version":
         return f"registered {record.name} v{record.version} ({record.id})"
     if kind == "deployment":
-        return (f"deployment {record.id}  {record.target}: {record.details.get('rows', '?'):,} predictions "
+        if "rows" not in record.details:  # a serving rollout: where, how and at what weight
+            return (f"deployment {record.id}  {record.strategy or record.target} in '{record.environment}': "
+                    f"{record.state or record.status}, weight {record.weight:g}%")
+        return (f"deployment {record.id}  {record.target}: {record.details['rows']:,} predictions "
                 f"at {_relative(record.location)}")
     if kind == "monitor_report":
         drifted = [r.column for r in record.results if r.drifted]

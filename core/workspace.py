@@ -17,6 +17,7 @@ import json
 import os
 import pickle
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +64,13 @@ def remembered_backends(root: Path) -> tuple[BackendConfig | None, BackendConfig
 class Workspace:
     """A workspace folder with its storage and metadata store."""
 
-    def __init__(self, root: Path, storage: Any, store: Any) -> None:
+    def __init__(self, root: Path, storage: Any, store: Any, *,
+                 references: Mapping[str, Callable[..., Any]] | None = None) -> None:
         self.root = Path(root)
         self.storage = storage
         self.store = store
+        #: record kind -> resolver of references that are not ids (``Backends.add_reference``)
+        self.references = references if references is not None else {}
 
     @classmethod
     def open(cls, host: PluginHost, root: str | Path = ".tether", *, storage: BackendConfig | None = None,
@@ -85,6 +89,7 @@ class Workspace:
                             where="storage", workspace=root),
             backends.create("store", (store or DEFAULT_STORE).plugin, (store or DEFAULT_STORE).params,
                             where="store", workspace=root),
+            references=backends.references,
         )
 
     @classmethod
@@ -92,7 +97,8 @@ class Workspace:
         """The workspace a validated chain names, with the backend instances built when it
         was validated."""
         if "storage" in chain.backends and "store" in chain.backends:
-            return cls(chain.workspace, chain.backends["storage"], chain.backends["store"])
+            return cls(chain.workspace, chain.backends["storage"], chain.backends["store"],
+                       references=host.backends.references)
         return cls.open(host, chain.workspace, storage=chain.storage, store=chain.store)
 
     def __enter__(self) -> Workspace:
@@ -128,13 +134,21 @@ class Workspace:
     def resolve(self, ref: str, *, kind: str | None = None, hint: str = "tether runs ls"):
         """The record ``ref`` names: an id, a unique id prefix (8 characters or more), or for
         named records ``NAME`` (the latest version) or ``NAME@VERSION`` (``NAME@v3`` too).
-        Every command that takes a record resolves it here; NotFoundError says what to give."""
+        Model versions also take ``NAME@ALIAS`` and ``NAME@STATUS`` (``churn@champion``,
+        ``churn@production``), with or without ``kind``. Every command that takes a record
+        resolves it here; NotFoundError says what to give."""
         what = kind or "record"
         if not isinstance(ref, str) or not ref.strip():
             raise NotFoundError(f"give a {what} id or name, got {ref!r}")
         record = self.store.get(ref, kind=kind)
         if record is not None:
             return record
+        resolvers = ([self.references[kind]] if kind in self.references
+                     else list(self.references.values()) if kind is None and "@" in ref else [])
+        for resolver in resolvers:
+            found = resolver(self.store, ref, required=kind is not None)
+            if found is not None:
+                return found
         if kind is not None:
             name, _, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
             versions = self.store.find(kind, name=name)

@@ -25,9 +25,11 @@ them in depth: [snapshots](snapshots.md), [storage](storage.md), [splits](splits
 
 """
 
-GUIDES = {"source": "snapshots.md", "storage": "storage.md", "split": "splits.md", "leakage": "leakage.md",
-          "featurizer": "features.md", "online_store": "features.md", "monitor": "monitoring.md",
-          "drift": "monitoring.md", "alert_sink": "monitoring.md"}
+GUIDES = {"source": "snapshots.md", "storage": "storage.md", "store": "stores.md", "split": "splits.md",
+          "leakage": "leakage.md", "featurizer": "features.md", "online_store": "features.md",
+          "monitor": "monitoring.md", "drift": "monitoring.md", "alert_sink": "monitoring.md",
+          "trace_sink": "traces.md", "redactor": "traces.md", "tracker": "tracking.md",
+          "rollout": "deploy.md", "rollback": "deploy.md", "registry": "registry.md", "engine": "scaling.md"}
 
 
 def type_name(field) -> str:
@@ -72,8 +74,10 @@ def param_table(cls, prefix: str = "") -> list[str]:
 
 BASES = {"storage": "Storage", "store": "MetadataStore", "source": "Source", "split": "SplitStrategy",
          "leakage": "LeakageCheck", "featurizer": "Featurizer", "evaluator": "Evaluator", "registry": "Registry",
-         "deployer": "Deployer", "monitor": "Monitor", "drift": "DriftTest", "window": "Window",
-         "alert_sink": "AlertSink", "rollback": "Rollback", "online_store": "OnlineStore"}
+         "rollout": "Rollout", "monitor": "Monitor", "drift": "DriftTest", "window": "Window",
+         "alert_sink": "AlertSink", "rollback": "Rollback", "online_store": "OnlineStore",
+         "trace_sink": "TraceSink", "redactor": "Redactor", "tracker": "Tracker",
+         "analysis_signal": "AnalysisSignal", "engine": "Engine"}
 
 
 def contract(kind: str) -> str:
