@@ -30,7 +30,8 @@ class SQLiteFile:
     first open, and ``transaction()``s (``BEGIN IMMEDIATE``, rolled back on error).
 
     Subclasses set ``file_name`` (the default under the workspace), ``schema_sql`` and
-    ``label`` (how errors name the file).
+    ``label`` (how errors name the file), or override ``_prepare(conn)`` to create their
+    tables another way (the metadata store runs its versioned migrations there).
     """
 
     file_name: ClassVar[str]
@@ -55,12 +56,19 @@ class SQLiteFile:
             try:
                 conn.execute(f"PRAGMA busy_timeout = {int(TIMEOUT * 1000)}")
                 _use_wal(conn)
-                _create_schema(conn, self.schema_sql)
+                self._prepare(conn)
             except sqlite3.Error as exc:
                 conn.close()
-                raise StoreError(f"{self.label} '{self.file}' cannot be opened: {exc}") from None
+                raise StoreError(f"{self.label} '{self.file}' cannot be opened: {_reason(exc)}") from None
+            except BaseException:
+                conn.close()
+                raise
             self._conn = conn
         return self._conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Create (or upgrade) the file's tables; runs once per connection."""
+        _create_schema(conn, self.schema_sql)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -81,6 +89,14 @@ class SQLiteFile:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def _reason(exc: sqlite3.Error) -> str:
+    """What SQLite said, made plain where its words mislead ("file is not a database")."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return "not a SQLite database (corrupted or another kind of file); it was left untouched"
+    return text
 
 
 def _use_wal(conn: sqlite3.Connection) -> None:
