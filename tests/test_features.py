@@ -374,7 +374,7 @@ def test_featurize_validates_links_definitions_and_lineage_reaches_models(projec
     assert rows["contract"]["models"] == ["mv-churn-1"] and rows["region"]["models"] == []
     shown = tether_cli("features", "show", "total_charges", cwd=project)
     assert shown.exit_code == 0, shown
-    assert "valid_range" in shown.stdout and "mv-churn-1  (churn v1, feature v1, registered)" in shown.stdout
+    assert "valid_range" in shown.stdout and "mv-churn-1  (churn v1, feature v1, experimental)" in shown.stdout
     missing = tether_cli("features", "show", "total_charge", cwd=project)
     assert missing.exit_code == 2
     assert missing.stderr.strip().splitlines() == [

@@ -98,11 +98,12 @@ def test_concurrent_registrations_of_one_model_add_one_version(project, host):
     """Eight processes register the same model at once: one new version, which all return."""
     import multiprocessing
 
-    import attrs
-
     _run, outputs = run_chain(chain(project, host), host)
     with Workspace.open(host, project / ".tether") as ws:  # make the latest version another model's
-        ws.store.put(attrs.evolve(ws.store.get("mv-churn-1"), model_id="model-of-another-chain"), replace=True)
+        from sklearn.dummy import DummyClassifier
+        from tether.plugins.registry.api import register_model
+
+        register_model(ws, "churn", DummyClassifier())
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(8), ctx.Queue()
     procs = [ctx.Process(target=_register, args=(str(project / ".tether"), outputs["fit"].id, barrier, results))
@@ -113,9 +114,9 @@ def test_concurrent_registrations_of_one_model_add_one_version(project, host):
     for p in procs:
         p.join(timeout=60)
     assert [p.exitcode for p in procs] == [0] * 8
-    assert set(got) == {"mv-churn-2"}
+    assert set(got) == {"mv-churn-3"}
     with Workspace.open(host, project / ".tether") as ws:
-        assert sorted(mv.version for mv in ws.store.find("model_version", name="churn")) == [1, 2]
+        assert sorted(mv.version for mv in ws.store.find("model_version", name="churn")) == [1, 2, 3]
 
 
 # --- parameter mistakes that would silently weaken a check: errors before the run ------------

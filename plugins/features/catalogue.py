@@ -233,6 +233,8 @@ def all_definitions(store) -> list[FeatureDefinition]:
 
 def models_using(store, name: str) -> list[dict[str, Any]]:
     """Model versions depending on any version of feature ``name``, through lineage."""
+    from tether.plugins.registry.state import status_of
+
     used: dict[str, dict[str, Any]] = {}
     for definition in store.find("feature", name=name):
         for edge in store.lineage(definition.id)["downstream"]:
@@ -240,5 +242,5 @@ def models_using(store, name: str) -> list[dict[str, Any]]:
                 mv = store.get(edge["child"], kind="model_version")
                 if mv is not None:
                     used[mv.id] = {"model_version": mv.id, "name": mv.name, "version": mv.version,
-                                   "feature_version": definition.version, "status": mv.status}
+                                   "feature_version": definition.version, "status": status_of(store, mv)}
     return sorted(used.values(), key=lambda r: (r["name"], r["version"]))
