@@ -410,8 +410,9 @@ def test_cli_monitor_weekly_windows_and_html_trend(tmp_path, tether_cli):
     trend = json.loads(res.stdout)["data"]["details"]["windows"]
     assert [t["window"] for t in trend] == ["2026-02-02 (week)", "2026-02-09 (week)", "2026-02-16 (week)"]
     assert [t["drifted"] for t in trend] == [[], [], ["price"]]
-    assert 'class="trend-point"' not in (tmp_path / "weekly.html").read_text()  # drawn by the page, not stored
-    assert '"windows": [{' in (tmp_path / "weekly.html").read_text()
+    page = (tmp_path / "weekly.html").read_text()
+    assert 'data-figure="trend"' in page  # the trend chart, drawn by the page (tests/test_monitor_report.py)
+    assert all(f"<td>{t['window']}</td>" in page for t in trend)  # and the windows table
 
 
 # --- config mistakes, references, exit codes, text output ---------------------------------------

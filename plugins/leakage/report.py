@@ -1,4 +1,5 @@
-"""Presenting findings: as text (CLI) and as a self-contained HTML page."""
+"""Presenting findings: as text (CLI) and as a self-contained HTML page (built by
+:mod:`tether.plugins.reports` from ``templates/leakage_report.html``)."""
 
 from __future__ import annotations
 
@@ -35,25 +36,57 @@ def format_findings(findings) -> str:
     return "\n".join(lines)
 
 
+def _split_table(summary: dict[str, Any]) -> dict[str, Any]:
+    """The per-split table (rows, time range, entities, class balance, label mean) and its charts."""
+    from tether.plugins.reports import charts
+    from tether.plugins.reports.pages import num, pct
+
+    rows = summary.get("rows") or {}
+    headers, numeric = ["split", "rows"], [1]
+    table = [[name, num(n)] for name, n in rows.items()]
+    columns = [("time_range", ["from", "to"], lambda v: [str(v[0]), str(v[1])]),
+               ("entities", ["entities"], lambda v: [num(v)]),
+               ("class_balance", ["class balance"],
+                lambda v: [", ".join(f"{k}: {pct(x)}" for k, x in v.items())]),
+               ("label_mean", ["label mean"], lambda v: [num(v)])]
+    for key, names, cells in columns:
+        if isinstance(summary.get(key), dict):
+            if key in ("entities", "label_mean"):
+                numeric.append(len(headers))
+            headers += names
+            for row, name in zip(table, rows):
+                value = summary[key].get(name)
+                row += cells(value) if value is not None else [""] * len(names)
+    figures = {}
+    if len(rows) > 1:
+        figures["rows"] = charts.bars(list(rows), {"rows": list(rows.values())}, y="rows", height=260,
+                                      showlegend=False)
+    balance = summary.get("class_balance")
+    if isinstance(balance, dict) and balance:
+        classes = sorted({str(c) for shares in balance.values() for c in shares})
+        figures["class_balance"] = charts.bars(classes, {split: [shares.get(c, 0.0) for c in classes]
+                                                         for split, shares in balance.items()},
+                                               x="class", y="share", height=260)
+    handled = {"rows"} | {key for key, _, _ in columns}
+    other = {k: v for k, v in summary.items() if k not in handled}
+    return {"rows": list(rows.items()), "split_headers": headers, "split_rows": table if rows else [],
+            "split_numeric": tuple(numeric), "figures": figures, "other": other}
+
+
 def findings_html(findings, *, title: str, summary: dict[str, Any] | None = None) -> str:
-    """A self-contained HTML page of findings (and an optional per-split summary)."""
-    import html
+    """A self-contained HTML page of findings (failing ones first) and an optional per-split
+    summary with its charts."""
     import json
 
-    rows = "".join(
-        f"<tr class='{html.escape(f.severity)}'><td>{html.escape(f.severity)}</td><td>{html.escape(f.check)}</td>"
-        f"<td>{html.escape(f.message)}</td><td>{html.escape(f.fix)}</td>"
-        f"<td><pre>{html.escape(json.dumps(f.evidence, indent=1, default=str)[:4000])}</pre></td></tr>"
-        for f in findings
-    ) or "<tr><td colspan='5'>no leakage findings</td></tr>"
-    extra = ""
-    if summary:
-        extra = f"<h2>Per split</h2><pre>{html.escape(json.dumps(summary, indent=2, default=str))}</pre>"
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif}}td,th{{border:1px solid #ccc;"
-        "padding:4px;vertical-align:top}}table{{border-collapse:collapse}}tr.error{{background:#fdd}}"
-        "tr.warning{{background:#ffd}}pre{{margin:0;max-height:12em;overflow:auto}}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1>{extra}<h2>Leakage findings</h2><table><tr><th>severity</th><th>check</th>"
-        f"<th>finding</th><th>fix</th><th>evidence</th></tr>{rows}</table></body></html>"
-    )
+    from tether.plugins.reports import render_page
+
+    split = _split_table(summary or {})
+    shown = [{"severity": f.severity, "check": f.check, "message": f.message, "fix": f.fix,
+              "evidence": json.dumps(f.evidence, indent=1, default=str)[:4000]}
+             for f in sorted(findings, key=lambda f: _ORDER.get(f.severity, 2))]
+    return render_page("leakage_report.html", package=__package__, title=title, figures=split["figures"],
+                       findings=shown, failing=sum(f.severity == "error" for f in findings), rows=split["rows"],
+                       split_headers=split["split_headers"], split_rows=split["split_rows"],
+                       split_numeric=split["split_numeric"], has_rows_chart="rows" in split["figures"],
+                       has_balance_chart="class_balance" in split["figures"],
+                       other_summary=json.dumps(split["other"], indent=2, default=str) if split["other"] else "")

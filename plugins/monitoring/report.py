@@ -1,8 +1,8 @@
 """Monitor reports: plot data, the self-contained HTML page and the terminal table.
 
-The HTML report is one file with no external resources: the report's data is embedded
-as JSON and a small inline script draws per-column distribution plots (SVG), the health
-table, the alert list and the trend across windows.
+The HTML page is built by :mod:`tether.plugins.reports` from ``templates/monitor_report.html``:
+per-column distribution charts, the drift and health tables, the alert list, the model
+section and the trend across windows, drawn offline by Plotly.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from .sketches import NumericSketch
-
-TEMPLATE = Path(__file__).parent / "templates" / "monitor_report.html"
 
 
 def plot_data(reference, current, *, bins: int = 20, top: int = 15) -> list[dict[str, Any]]:
@@ -69,16 +67,68 @@ def _finite(value):
     return value
 
 
+def _metric_rows(model: dict[str, Any]) -> list[list[Any]]:
+    from tether.plugins.reports.pages import num
+
+    estimated = model.get("estimated") or {}
+    labelled = (model.get("labelled") or {}).get("overall") or {}
+    reference = model.get("reference_metrics") or {}
+    return [[m, num(estimated.get(m)), num(labelled.get(m)), num(reference.get(m))]
+            for m in sorted(set(estimated) | set(labelled))]
+
+
+def _figures(data: dict[str, Any]) -> dict[str, Any]:
+    """The page's charts: one per plotted column, class rates, the trend across windows."""
+    from tether.plugins.reports import charts
+
+    figures = {}
+    for i, p in enumerate(data["plots"]):
+        p["figure"] = f"dist-{i}"
+        labels: list[Any] = p["labels"]
+        layout: dict[str, Any] = {}
+        if len(labels) == len(p["current"]) + 1:  # numeric: bin edges -> bars at the bin centres
+            edges = [float(e) for e in labels]
+            labels = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+            layout = {"bargap": 0.05}
+        figures[p["figure"]] = charts.bars(labels, {"reference": p["reference"], "current": p["current"]},
+                                           title=p["column"], y="share", height=240,
+                                           colors={"reference": charts.REFERENCE, "current": charts.CURRENT}, **layout)
+    model = data["model"] or {}
+    if model.get("class_rates_current"):
+        rates = {"reference": model.get("class_rates_reference") or {}, "current": model["class_rates_current"]}
+        classes = sorted(set(rates["current"]) | set(rates["reference"]))
+        figures["class_rates"] = charts.bars(classes, {k: [v.get(c, 0.0) for c in classes] for k, v in rates.items()
+                                                       if v}, x="class", y="share", height=260,
+                                             colors={"reference": charts.REFERENCE, "current": charts.CURRENT})
+    if data["windows"]:
+        figures["trend"] = charts.lines({"drift share": ([w["window"] for w in data["windows"]],
+                                                         [w["drift_share"] for w in data["windows"]])},
+                                        x="window", y="share of drifted columns", markers=True, height=280,
+                                        yaxis={"range": [0, 1.05], "tickformat": ".0%"}, xaxis={"type": "category"},
+                                        showlegend=False)
+    return figures
+
+
+def html_page(report) -> str:
+    """The report as one self-contained HTML page."""
+    from tether.plugins.reports import render_page
+
+    data = _finite(report_data(report))
+    figures = _figures(data)
+    windows = [[w["window"], w["rows"], f"{w['drift_share']:.0%}", ", ".join(w["drifted"]) or "-"]
+               for w in data["windows"]]
+    return render_page("monitor_report.html", package=__package__, title="tether monitor report", figures=figures,
+                       findings_rows=[[f["severity"], f["check"], f["message"]] for f in data["findings"]],
+                       findings_classes=[f"finding {f['severity']}" for f in data["findings"]],
+                       model_rows=_metric_rows(data["model"] or {}), windows_rows=windows,
+                       model_json=json.dumps(data["model"], indent=1, sort_keys=True, default=str), **data)
+
+
 def write_html(report, path: Path) -> Path:
-    payload = json.dumps(_finite(report_data(report)), default=str, allow_nan=False)
-    payload = payload.replace("</", "<\\/")
-    html = TEMPLATE.read_text(encoding="utf-8").replace("/*DATA*/", payload)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write the report's HTML page to ``path`` (atomically)."""
+    from tether.plugins.reports import write_page
+
+    return write_page(path, html_page(report))
 
 
 def _table(title: str, headers: list[str], rows: list[list[Any]], right: tuple[int, ...] = ()):

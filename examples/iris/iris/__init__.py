@@ -1,0 +1,1 @@
+"""The iris example: three species from four measurements (multiclass)."""

@@ -1,0 +1,1 @@
+"""The wine example: three cultivars from a chemical analysis (multiclass)."""
