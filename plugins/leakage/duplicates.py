@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from tether.backends import LeakageCheck
@@ -46,6 +46,20 @@ def groups_across_splits(keys, codes):
 
 
 @attrs.frozen(kw_only=True)
+class DuplicateGroups:
+    """Rows identical to a row of another split: ``rows`` (sorted row numbers), their
+    fingerprints ``keys`` and split ``codes`` (aligned with ``rows``), the number of
+    ``groups`` and the groups per pair of splits; ``columns`` are the compared ones."""
+
+    rows: Any
+    keys: Any
+    codes: Any
+    groups: int
+    pairs: dict[str, int]
+    columns: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
 class ExactDuplicates(LeakageCheck):
     """Identical rows (every compared column equal) in more than one split."""
 
@@ -54,9 +68,17 @@ class ExactDuplicates(LeakageCheck):
     sample: int = attrs.field(default=50, validator=at_least(1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
-        columns = data.compared_columns()
         keys = data.compared_fingerprints
         rows, groups, pairs = groups_across_splits(keys, data.codes)
+        found = DuplicateGroups(rows=rows, keys=keys[rows], codes=data.codes[rows], groups=groups, pairs=pairs,
+                                columns=tuple(str(c) for c in data.compared_columns()))
+        return self.findings(found)
+
+    def findings(self, found: DuplicateGroups) -> list[Finding]:
+        """The finding of duplicate groups found here or by an engine (``Engine.exact_duplicates``)."""
+        import numpy as np
+
+        rows, groups, pairs = found.rows, found.groups, found.pairs
         if not groups:
             return []
         return [Finding(
@@ -64,9 +86,10 @@ class ExactDuplicates(LeakageCheck):
             message=f"{len(rows)} rows in {groups} groups of identical rows are in more than one split "
                     f"({pairs_text(pairs)})",
             evidence={"n_rows": len(rows), "n_groups": groups, "split_pairs": pairs,
-                      "rows_by_split": rows_by_split(rows, data.codes), "rows": cap(rows, self.sample),
-                      "fingerprints": [f"{int(k):016x}" for k in sorted(set(keys[rows[:self.sample]].tolist()))],
-                      "columns": [str(c) for c in columns]},
+                      "rows_by_split": rows_by_split(np.arange(len(rows)), found.codes),
+                      "rows": cap(rows, self.sample),
+                      "fingerprints": [f"{int(k):016x}" for k in sorted(set(found.keys[:self.sample].tolist()))],
+                      "columns": list(found.columns)},
             fix="drop duplicate rows before splitting (DataFrame.drop_duplicates), or split by entity so "
                 "copies stay in one split; list surrogate ids under ignore_columns so copies are recognised",
         )]

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import attrs
 from tether.backends import Monitor
 from tether.errors import ConfigError, DataError, PluginError
+from tether.log import get_logger
 from tether.records import Finding, MonitorReport, new_id
 from tether.validators import at_least
 
@@ -28,6 +29,8 @@ class DriftMonitor(Monitor):
     """Drift tests, data health, model behaviour, windows and alerts (see docs/monitoring.md)."""
 
     name: ClassVar[str] = "drift"
+    #: a chain's engine profiles a current window read from a Parquet file or folder
+    engine_operations: ClassVar[tuple[str, ...]] = ("profile",)
     columns: tuple[str, ...] = ()  # empty: every shared column except time and key columns
     exclude: tuple[str, ...] = ()
     time_column: str | None = None  # default: the snapshot's / source's time column
@@ -234,6 +237,9 @@ class DriftMonitor(Monitor):
         ``windows.every``, one profile per window."""
         from .profiles import merge_profiles, profile_batches, profile_windows, time_range
 
+        partitioned = self._profile_on_engine(batches, time_column, key_columns)
+        if partitioned is not None:
+            return partitioned, []
         if self.windows.current_range:
             if not time_column:
                 raise ConfigError("current_range needs a time column; set time_column")
@@ -252,6 +258,26 @@ class DriftMonitor(Monitor):
             current.columns.pop(name)
             current.types.pop(name, None)
         return current, windows
+
+    def _profile_on_engine(self, batches, time_column: str | None, key_columns):
+        """The current window profiled by the chain's engine (sketches per partition, merged),
+        or ``None`` when it must be read here: windows, ranges and multivariate tests need
+        the rows in order or a row sample, which partition profiles do not keep."""
+        from tether.plugins.engines.partitions import PartitionedBatches
+
+        if not isinstance(batches, PartitionedBatches):
+            return None
+        if self.windows.every != "none" or self.windows.current_range or self.drift.multivariate:
+            get_logger("tether.monitor").warning(
+                "stage runs locally", engine=batches.engine.name,
+                reason="windows.every, current_range and multivariate tests are profiled from the streamed rows")
+            return None
+        current = batches.engine.profile(batches.path, time_column=time_column,
+                                         **self.builder_args(exclude=tuple(key_columns)))
+        for name in [c for c in current.columns if c in set(key_columns) or c == time_column]:
+            current.columns.pop(name)
+            current.types.pop(name, None)
+        return current
 
     def _compare_args(self, context) -> dict[str, Any]:
         return {"backends": context.host.backends, "tests": self.drift.tests, "test_params": self.drift.test_params,

@@ -93,6 +93,15 @@ class NumericSketch:
         if self._compressed and self._rank_error == 0:
             self._rank_error = None  # compressed elsewhere, bound not recorded
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. to travel between cluster workers) flushed and without its lock."""
+        self._flush()
+        return {"values": self._values, "counts": self._counts, "missing": self.missing,
+                "sketch_size": self.sketch_size, "compressed": self._compressed, "rank_error": self._rank_error}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
     @property
     def values(self):
         self._flush()

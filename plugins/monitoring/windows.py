@@ -77,13 +77,21 @@ class FileWindow(Window):
     """A CSV or Parquet file (or a folder of Parquet files), read ``batch_rows`` at a time."""
 
     name: ClassVar[str] = "file"
+    #: a chain's engine profiles a Parquet file or folder (see docs/scaling.md)
+    engine_operations: ClassVar[tuple[str, ...]] = ("profile",)
     path: str
     time_column: str | None = None
     batch_rows: int = attrs.field(default=DEFAULT_BATCH_ROWS, validator=at_least(1))
 
     def batches(self, *, context):
+        from tether.plugins.engines.partitions import PartitionedBatches, is_parquet
+
         path = context.resolve_path(self.path) if context is not None else Path(self.path)
-        yield from file_batches(path, self.batch_rows)
+        engine_for = getattr(context, "engine_for", None)  # None outside a run
+        engine = engine_for("profile") if engine_for is not None and is_parquet(path) else None
+        if engine is not None:
+            return PartitionedBatches(path=path, engine=engine, batch_rows=self.batch_rows)
+        return file_batches(path, self.batch_rows)
 
     def time_column_of(self, *, context) -> str | None:
         return self.time_column

@@ -60,6 +60,8 @@ class ParquetSource(_DatasetParams, Source):
     """A Parquet file or a folder of them (hive partitions allowed), streamed in batches."""
 
     name: ClassVar[str] = "parquet"
+    #: a chain's engine reads the folder's partitions (see docs/scaling.md)
+    engine_operations: ClassVar[tuple[str, ...]] = ("read",)
     path: str
     batch_rows: int = 128 * 1024
 
@@ -71,7 +73,12 @@ class ParquetSource(_DatasetParams, Source):
     def read(self, *, context) -> Iterator[pa.RecordBatch]:
         from tether.plugins.tables import read_parquet_batches
 
-        return read_parquet_batches(context.resolve_path(self.path), batch_rows=self.batch_rows)
+        path = context.resolve_path(self.path)
+        engine_for = getattr(context, "engine_for", None)  # None outside a run
+        engine = engine_for("read") if engine_for is not None else None
+        if engine is not None:
+            return engine.record_batches(path, batch_rows=self.batch_rows)
+        return read_parquet_batches(path, batch_rows=self.batch_rows)
 
     def describe(self) -> str:
         return f"parquet:{self.path}"
