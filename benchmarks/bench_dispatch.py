@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import timeit
 
+import conditions  # benchmarks/conditions.py: load average and peak memory
 from tether import hookimpl
 from tether.manager import PluginHost
 
@@ -63,3 +64,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"machine: {conditions.describe()}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import conditions  # benchmarks/conditions.py: load average and peak memory
 import numpy as np
 import pandas as pd
 
@@ -145,3 +146,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"machine: {conditions.describe()}")

@@ -15,6 +15,7 @@ import hashlib
 import os
 import time
 
+import conditions  # benchmarks/conditions.py: load average and peak memory
 import numpy as np
 import pyarrow as pa
 
@@ -100,3 +101,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"machine: {conditions.describe()}")

@@ -20,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
+import conditions  # benchmarks/conditions.py: load average and peak memory
 import numpy as np
 import pandas as pd
 
@@ -105,3 +106,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    print(f"machine: {conditions.describe()}")
