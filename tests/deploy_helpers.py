@@ -8,20 +8,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from chains import customers_split_by_time
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
 
 CHAIN = """\
 version: 1
 name: deploytest
 stages:
-  - stage: snapshot
-    id: customers
-    plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
-             kwargs: {rows: 1500}}
-  - stage: split
-    plugin: time
-    params: {time_column: event_ts}
+""" + customers_split_by_time(1500) + """\
   - stage: featurize
     params: {label: churned, numeric: [tenure_months, monthly_charges, total_charges],
              categorical: [contract, region]}

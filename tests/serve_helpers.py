@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+from chains import customers_split_by_time
 from sklearn.linear_model import LogisticRegression
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "churn"
@@ -16,14 +17,7 @@ CHAIN = """\
 version: 1
 name: serve
 stages:
-  - stage: snapshot
-    id: customers
-    plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
-             kwargs: {rows: 1500}}
-  - stage: split
-    plugin: time
-    params: {time_column: event_ts}
+""" + customers_split_by_time(1500) + """\
   - stage: featurize
     params: {label: churned, numeric: [tenure_months, monthly_charges], categorical: [contract]}
   - {step: "STEP", params: PARAMS}

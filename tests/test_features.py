@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from chains import customers_split_by_time
 from tether.config import load_chain
 from tether.errors import ConfigError, DataError, StageError
 from tether.plugins.features.calculations import (
@@ -244,14 +245,7 @@ CHAIN = """\
 version: 1
 name: feats
 stages:
-  - stage: snapshot
-    id: customers
-    plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
-             kwargs: {rows: 2000}}
-  - stage: split
-    plugin: time
-    params: {time_column: event_ts}
+""" + customers_split_by_time(2000) + """\
   - stage: featurize
     params: FEATURIZE
   - {step: "churn.train:fit"}

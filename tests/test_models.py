@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from chains import customers_split_by_time
 from tether.config import load_chain
 from tether.errors import ConfigError, DataError
 from tether.runner import run_chain
@@ -19,14 +20,7 @@ CHAIN = """\
 version: 1
 name: models
 stages:
-  - stage: snapshot
-    id: customers
-    plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
-             kwargs: {rows: 1500}}
-  - stage: split
-    plugin: time
-    params: {time_column: event_ts}
+""" + customers_split_by_time(1500) + """\
   - stage: featurize
     params: FEATURIZE
   - {step: "churn.train:fit"}

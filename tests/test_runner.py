@@ -9,6 +9,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from chains import customers_split_by_time
 from tether.config import load_chain
 from tether.errors import ConfigError, IntegrityError, StageError
 from tether.runner import run_chain
@@ -20,14 +21,7 @@ CHAIN = """\
 version: 1
 name: mini
 stages:
-  - stage: snapshot
-    id: customers
-    plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
-             kwargs: {rows: 3000}}
-  - stage: split
-    plugin: time
-    params: {time_column: event_ts}
+""" + customers_split_by_time(3000) + """\
   - stage: featurize
     params: {label: churned, numeric: [tenure_months, monthly_charges], categorical: [contract]}
   - {step: "churn.train:fit"}

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from chains import customers_split_by_time
 from tether.errors import ConfigError, DataError, IntegrityError, StoreError
 from tether.plugins.snapshots.create import create_snapshot, take_snapshot
 from tether.plugins.snapshots.fingerprint import fingerprint_table
@@ -432,14 +433,7 @@ CHAIN = """\
 version: 1
 name: mini
 stages:
-  - stage: snapshot
-    id: customers
-    plugin: python
-    params: {function: "churn.data:customers", dataset: customers, time_column: event_ts, key: [customer_id],
-             kwargs: {rows: 2000}}
-  - stage: split
-    plugin: time
-    params: {time_column: event_ts}
+""" + customers_split_by_time(2000) + """\
   - stage: featurize
     params: {label: churned, numeric: [tenure_months, monthly_charges], categorical: [contract]}
   - {step: "churn.train:fit"}
