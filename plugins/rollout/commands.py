@@ -139,43 +139,27 @@ def _decide(ctx, ref: str, workspace: str, action, **kwargs) -> None:
                                                                   and result.id != after.id else [])))
 
 
-@deploy.command()
-@click.argument("deployment")
-@click.option("--reason", default="", help="Why (recorded).")
-@workspace_option
-@json_option
-@click.pass_context
-def promote(ctx, deployment, reason, workspace, json_output):
-    """Move DEPLOYMENT (or ENVIRONMENT's) to its next step, or switch it fully."""
-    from .state import advance
+def _operator_decision(name: str, action: str, doc: str, **fixed) -> None:
+    """Add ``tether deploy NAME DEPLOYMENT [--reason]``: an operator's decision, recorded
+    with ``action`` of ``tether.plugins.rollout.state``."""
 
-    _decide(ctx, deployment, workspace, advance, decision="promote", evidence={"source": "operator"}, reason=reason)
+    @deploy.command(name=name, help=doc)
+    @click.argument("deployment")
+    @click.option("--reason", default="", help="Why (recorded).")
+    @workspace_option
+    @json_option
+    @click.pass_context
+    def command(ctx, deployment, reason, workspace, json_output):
+        from .state import abort, advance, roll_back
 
-
-@deploy.command()
-@click.argument("deployment")
-@click.option("--reason", default="", help="Why (recorded).")
-@workspace_option
-@json_option
-@click.pass_context
-def abort(ctx, deployment, reason, workspace, json_output):
-    """Stop a pending or active rollout; the stable version serves."""
-    from .state import abort as abort_deployment
-
-    _decide(ctx, deployment, workspace, abort_deployment, reason=reason, evidence={"source": "operator"})
+        decide = {"advance": advance, "abort": abort, "roll_back": roll_back}[action]
+        _decide(ctx, deployment, workspace, decide, reason=reason, evidence={"source": "operator"}, **fixed)
 
 
-@deploy.command()
-@click.argument("deployment")
-@click.option("--reason", default="", help="Why (recorded).")
-@workspace_option
-@json_option
-@click.pass_context
-def rollback(ctx, deployment, reason, workspace, json_output):
-    """Roll DEPLOYMENT (or ENVIRONMENT's) back to the version before it."""
-    from .state import roll_back
-
-    _decide(ctx, deployment, workspace, roll_back, reason=reason, evidence={"source": "operator"})
+_operator_decision("promote", "advance", "Move DEPLOYMENT (or ENVIRONMENT's) to its next step, or switch it fully.",
+                   decision="promote")
+_operator_decision("abort", "abort", "Stop a pending or active rollout; the stable version serves.")
+_operator_decision("rollback", "roll_back", "Roll DEPLOYMENT (or ENVIRONMENT's) back to the version before it.")
 
 
 @deploy.command(name="ls")
