@@ -8,7 +8,10 @@ commits to the entry before it::
                                      created_at, prev_hash))
 
 The previous entry is read inside the transaction that numbers the new one, so
-concurrent writers still form one chain. :func:`verify` recomputes the chain and names
+concurrent writers still form one chain. A change and its entry are written together with
+:func:`put` / :func:`put_versioned`: on a store whose ``atomic_audit`` is true (both built-in
+stores) the store builds the entry (:func:`next_entry`) inside the transaction that writes
+the change, so both are committed or neither is. :func:`verify` recomputes the chain and names
 the first entry that was edited, reordered or deleted. Removing the newest entries
 leaves a valid shorter chain; compare the head hash :func:`verify` reports with one kept
 elsewhere (``tether audit verify --expect-head``) to detect that too.
@@ -20,7 +23,10 @@ import getpass
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import attrs
 
 from .errors import StoreError, TetherError
 
@@ -64,36 +70,94 @@ def _jsonable(details: dict[str, Any] | None) -> dict[str, Any]:
     return value
 
 
+@attrs.frozen(kw_only=True)
+class Change:
+    """What the audit entry of a change says: ``action`` (dotted, ``model.registered``) on
+    ``subject`` (the id of the record it is about) by ``actor`` (``None``: :func:`actor`),
+    with JSON-able ``details`` (from/to status, reason...; never secrets)."""
+
+    action: str
+    subject: str
+    details: dict[str, Any] = attrs.field(factory=dict)
+    actor: str | None = None
+
+
+def next_entry(change: Change, version: int, previous: Any | None) -> Any:
+    """Entry ``version`` of the log, recording ``change`` and chained to ``previous`` (the
+    entry before it, read in the same transaction; ``None`` for the first). A store calls
+    this inside the transaction that numbers the entry."""
+    from .records import AuditEntry, utcnow
+
+    if version > 1 and previous is None:
+        raise StoreError(f"audit log: entry {version - 1} could not be read to chain entry {version} to it")
+    entry = AuditEntry(id=f"audit-{version}", name=LOG, version=version, action=change.action,
+                       subject=change.subject, actor=change.actor or _whoami(), details=_jsonable(change.details),
+                       prev_hash=previous.hash if previous is not None else "", created_at=utcnow())
+    return attrs.evolve(entry, hash=entry_hash(entry))
+
+
 def append(store: Any, *, action: str, subject: str, details: dict[str, Any] | None = None,
            actor: str | None = None) -> Any:
-    """Append one entry to the audit log of ``store`` and return it (an ``AuditEntry``).
+    """Append one entry that records no stored change to the audit log of ``store`` and
+    return it (an ``AuditEntry``); a change is recorded with :func:`put` / :func:`put_versioned`.
 
     :param action: what happened, dotted (``model.registered``, ``deployment.started``).
     :param subject: the id of the record it is about (``mv-churn-3``).
     :param details: JSON-able facts (from/to status, reason...); never secrets.
     :param actor: who did it; ``None`` for :func:`actor`.
     """
-    import attrs
-
-    from .records import AuditEntry, utcnow
-
-    who = actor or _whoami()
-    payload = _jsonable(details)
+    change = Change(action=action, subject=subject, details=_jsonable(details), actor=actor)
     latest: list[Any] = []
 
     def remember(previous: Any) -> bool:  # read in the numbering transaction; never "unchanged"
         latest.append(previous)
         return False
 
-    def build(version: int) -> AuditEntry:
-        if version > 1 and not latest:
-            raise StoreError(f"audit log: entry {version - 1} could not be read to chain entry {version} to it")
-        prev = latest[-1].hash if latest else ""
-        entry = AuditEntry(id=f"audit-{version}", name=LOG, version=version, action=action, subject=subject,
-                           actor=who, details=payload, prev_hash=prev, created_at=utcnow())
-        return attrs.evolve(entry, hash=entry_hash(entry))
+    return store.put_versioned(lambda n: next_entry(change, n, latest[-1] if latest else None),
+                               kind=KIND, name=LOG, unchanged=remember)
 
-    return store.put_versioned(build, kind=KIND, name=LOG, unchanged=remember)
+
+def put(store: Any, record: Any, change: Callable[[Any], Change], *, parents: Iterable[tuple[str, str]] = (),
+        run_id: str | None = None) -> None:
+    """Write the new ``record`` (``store.put``) with the audit entry ``change(record)``.
+
+    On a store whose ``atomic_audit`` is true both commit in one transaction. A store
+    written to the earlier contract (``atomic_audit`` false) writes the record, then the
+    entry: a process killed between the two leaves the record without its entry.
+    """
+    if getattr(store, "atomic_audit", False):
+        store.put(record, parents=parents, run_id=run_id, audit=change)
+        return
+    store.put(record, parents=parents, run_id=run_id)
+    _append_change(store, change(record))
+
+
+def put_versioned(store: Any, build: Callable[[int], Any], change: Callable[[Any], Change], *, kind: str,
+                  name: str, parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
+                  unchanged: Callable[[Any], bool] | None = None) -> Any:
+    """``store.put_versioned(build, ...)`` with the audit entry ``change(record)`` of the
+    record it writes (none when ``unchanged`` keeps the latest version or ``build`` raises).
+
+    Atomic as :func:`put`: one transaction on a store whose ``atomic_audit`` is true, else
+    the record's transaction, then the entry's.
+    """
+    if getattr(store, "atomic_audit", False):
+        return store.put_versioned(build, kind=kind, name=name, parents=parents, run_id=run_id,
+                                   unchanged=unchanged, audit=change)
+    built: list[Any] = []
+
+    def building(version: int) -> Any:
+        built.append(build(version))
+        return built[-1]
+
+    record = store.put_versioned(building, kind=kind, name=name, parents=parents, run_id=run_id, unchanged=unchanged)
+    if built and record is built[-1]:
+        _append_change(store, change(record))
+    return record
+
+
+def _append_change(store: Any, change: Change) -> None:
+    append(store, action=change.action, subject=change.subject, details=change.details, actor=change.actor)
 
 
 def entries(store: Any) -> list[Any]:

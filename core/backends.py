@@ -149,18 +149,35 @@ class MetadataStore(Backend):
     reads as empty. Records of the kinds in ``immutable_kinds`` never change once
     written. The built-in SQL stores keep their tables current with versioned migrations
     (``tether.plugins.sql_migrations``, see docs/storage.md).
+
+    Audited changes (a model version, a status, alias or approval record, a deployment or
+    its event) are written through ``tether.audit.put`` / ``put_versioned``. A store that
+    sets ``atomic_audit`` takes their ``audit`` argument: a callable giving the change's
+    ``tether.audit.Change`` from the record written, whose entry the store builds with
+    ``tether.audit.next_entry(change, n, previous)`` and writes in the record's
+    transaction, ``n`` and ``previous`` read from the ``audit_entry`` log named ``audit``
+    under the same lock as ``put_versioned`` numbers it; so a change and its entry are
+    both committed or neither is, and concurrent writers form one chain. On a store
+    without it (``atomic_audit`` false, the default: stores written to the earlier
+    contract) the entry is appended after the record commits, and a process killed in
+    between leaves the change without its entry.
     """
 
     kind = "store"
     #: kinds ``put(..., replace=True)`` refuses (``StoreError``): registered model
     #: versions and audit entries change only by appending new records
     immutable_kinds: ClassVar[frozenset[str]] = frozenset({"model_version", "audit_entry"})
+    #: whether ``put`` and ``put_versioned`` take ``audit`` (the change's audit entry
+    #: written in the change's own transaction)
+    atomic_audit: ClassVar[bool] = False
 
     def put(self, record: Any, *, parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
-            replace: bool = False) -> None:
+            replace: bool = False, audit: Callable[[Any], Any] | None = None) -> None:
         """Write ``record`` with edges ``(parent_id, relation)``; an existing id is kept
         unless ``replace`` (used for a run's final state). ``replace`` of a record whose
-        kind is in ``immutable_kinds`` raises ``StoreError`` with nothing written."""
+        kind is in ``immutable_kinds`` raises ``StoreError`` with nothing written. With
+        ``audit`` (only if ``atomic_audit``), also the audit entry of ``audit(record)``,
+        in the same transaction."""
         raise _abstract(self, "put")
 
     def put_metrics(self, run_id: str, rows: Iterable[tuple[str, float, int | None, str]]) -> None:
@@ -184,12 +201,15 @@ class MetadataStore(Backend):
 
     def put_versioned(self, build: Callable[[int], Any], *, kind: str, name: str,
                       parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
-                      unchanged: Callable[[Any], bool] | None = None) -> Any:
+                      unchanged: Callable[[Any], bool] | None = None,
+                      audit: Callable[[Any], Any] | None = None) -> Any:
         """Write ``build(n)``, ``n`` being the next version number of ``name``, in one
         transaction that no concurrent writer can interleave; return the record. With
         ``unchanged``, the latest stored version of ``name`` (if any) is read in the same
         transaction; if ``unchanged(latest)`` is true nothing is written and ``latest`` is
-        returned, so concurrent writers of the same content add one version, not several."""
+        returned, so concurrent writers of the same content add one version, not several.
+        With ``audit`` (only if ``atomic_audit``), the audit entry of ``audit(record)`` is
+        written in that transaction too (none when nothing is written)."""
         raise _abstract(self, "put_versioned")
 
     def get(self, record_id: str, kind: str | None = None) -> Any:

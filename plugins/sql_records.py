@@ -8,7 +8,8 @@ subclasses the connection. The tables are created and upgraded by the versioned
 migrations of component ``store`` (``tether.plugins.sql_migrations``), applied when a
 store is opened. ``put_versioned`` numbers a record and, given ``unchanged``, first
 compares the latest version in the same transaction, so concurrent writers of an
-identical record store it once.
+identical record store it once. Given ``audit``, ``put`` and ``put_versioned`` append the
+change's audit entry in the transaction that writes the record (``atomic_audit``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
 import attrs
+from tether import audit as audit_log
 from tether.backends import MetadataStore
 from tether.errors import DataError, StoreError
 from tether.sql import quote_identifier
@@ -204,6 +206,7 @@ class SQLRecordStore(MetadataStore):
     """
 
     dialect: ClassVar[Dialect]
+    atomic_audit: ClassVar[bool] = True
 
     def _table_schema(self) -> str | None:
         """The schema every table is qualified with (``None``: unqualified)."""
@@ -265,13 +268,16 @@ class SQLRecordStore(MetadataStore):
     # -- writing -----------------------------------------------------------------------------
 
     def put(self, record: Any, *, parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
-            replace: bool = False) -> None:
-        """Write ``record`` and its lineage edges (``(parent_id, relation)``) atomically."""
+            replace: bool = False, audit: Callable[[Any], audit_log.Change] | None = None) -> None:
+        """Write ``record`` and its lineage edges (``(parent_id, relation)``), and the audit
+        entry ``audit(record)`` if given, atomically."""
         if replace and record.kind in self.immutable_kinds:
             raise StoreError(f"{record.kind} '{record.id}' is immutable: it cannot be replaced "
                              "(record a change as a new record instead)")
         with self.transaction() as conn:
             self._insert(conn, record, parents=parents, run_id=run_id, replace=replace)
+            if audit is not None:
+                self._append_audit(conn, audit(record))
 
     def _insert(self, conn, record, *, parents=(), run_id=None, replace=False) -> None:
         rid, kind, name, version, created = record_columns(record)
@@ -289,12 +295,14 @@ class SQLRecordStore(MetadataStore):
 
     def put_versioned(self, build: Callable[[int], Any], *, kind: str, name: str,
                       parents: Iterable[tuple[str, str]] = (), run_id: str | None = None,
-                      unchanged: Callable[[Any], bool] | None = None) -> Any:
+                      unchanged: Callable[[Any], bool] | None = None,
+                      audit: Callable[[Any], audit_log.Change] | None = None) -> Any:
         """Allocate the next version of ``name`` and write ``build(version)`` in one transaction.
 
         With ``unchanged``, the latest stored version is read in that same transaction (after
         the version lock) and, if ``unchanged(latest)`` is true, returned with nothing
-        written: concurrent writers of one record then store it once.
+        written: concurrent writers of one record then store it once. With ``audit``, the
+        entry ``audit(record)`` is appended to the audit log in that transaction too.
         """
         with self.transaction() as conn:
             top = self._max_version(conn, kind, name)
@@ -304,7 +312,16 @@ class SQLRecordStore(MetadataStore):
                     return latest
             record = build(top + 1)
             self._insert(conn, record, parents=parents, run_id=run_id)
+            if audit is not None:
+                self._append_audit(conn, audit(record))
         return record
+
+    def _append_audit(self, conn, change: audit_log.Change) -> None:
+        """The next audit entry, chained to the latest one read under the log's version lock
+        in this transaction (always taken after the record's own, so writers cannot deadlock)."""
+        top = self._max_version(conn, audit_log.KIND, audit_log.LOG)
+        previous = self._version(conn, audit_log.KIND, audit_log.LOG, top) if top else None
+        self._insert(conn, audit_log.next_entry(change, top + 1, previous))
 
     def _version(self, conn, kind: str, name: str, version: int) -> Any:
         sql = "SELECT body FROM {records} WHERE kind = ? AND name = ? AND version = ?"

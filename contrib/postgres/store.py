@@ -1,7 +1,8 @@
 """``PostgresStore``: the records schema in a PostgreSQL schema per workspace, reached
 through a connection pool (``psycopg_pool``). The first connection checks the server and
-applies the pending migrations under an advisory lock; model versions are numbered
-under a transaction-scoped advisory lock. Errors name the server as ``host:port/db``,
+applies the pending migrations under an advisory lock; model versions (and every
+versioned record, audit entries included) are numbered under a transaction-scoped
+advisory lock per name, the audit log's taken last. Errors name the server as ``host:port/db``,
 never the dsn (which may hold a password). ``psycopg`` is imported on first connect."""
 
 from __future__ import annotations

@@ -55,8 +55,8 @@ def register_version(store: Any, *, name: str, model: TrainedModel, evaluation: 
     """Register ``model`` as the next version of ``name``; ``(version, created)``.
 
     Unless ``force``, a model identical to the latest version (same content-derived model
-    id) returns that version with ``created`` false. A new version is written to the
-    audit log (``model.registered``).
+    id) returns that version with ``created`` false. A new version and its audit entry
+    (``model.registered``) are written in one transaction.
     """
     from tether import audit
     from tether.records import ModelVersion, utcnow
@@ -74,15 +74,16 @@ def register_version(store: Any, *, name: str, model: TrainedModel, evaluation: 
             registered_by=who, created_at=utcnow(), **fields))
         return made[-1]
 
+    def registered(version: ModelVersion) -> audit.Change:
+        return audit.Change(action="model.registered", subject=version.id, actor=who,
+                            details={"model_id": model.id, "version": version.version, "forced": force,
+                                     "evaluation_id": version.evaluation_id, "run_id": run_id})
+
     parents = [(model.id, "model")] + ([(evaluation.id, "evaluation")] if evaluation else [])
-    version = store.put_versioned(build, kind="model_version", name=name, parents=parents, run_id=run_id,
+    version = audit.put_versioned(store, build, registered, kind="model_version", name=name, parents=parents,
+                                  run_id=run_id,
                                   unchanged=None if force else (lambda latest: latest.model_id == model.id))
-    created = bool(made) and version is made[-1]
-    if created:
-        audit.append(store, action="model.registered", subject=version.id, actor=who,
-                     details={"model_id": model.id, "version": version.version, "forced": force,
-                              "evaluation_id": version.evaluation_id, "run_id": run_id})
-    return version, created
+    return version, bool(made) and version is made[-1]
 
 
 @attrs.frozen(kw_only=True)

@@ -4,8 +4,8 @@ A ``ModelVersion`` is written once; its status, aliases and approvals are the re
 :mod:`.records`, each numbered per model name in one store transaction
 (``put_versioned``). Every change re-reads the model's log inside that transaction and
 checks the policy there, so two concurrent changes cannot both pass a check that only
-one of them may. Each change is written to the audit log (:mod:`tether.audit`) after it
-is committed.
+one of them may. Each change's audit entry (:mod:`tether.audit`) is written in that same
+transaction, so a change is never committed without its entry.
 
 Reference forms (:func:`resolve_ref`): ``mv-churn-3`` (id), ``churn`` (latest version),
 ``churn@3`` / ``churn@v3``, ``churn@champion`` (alias), ``churn@production`` (the newest
@@ -189,13 +189,14 @@ def resolve_ref(store: Any, ref: str) -> ModelVersion:
 # --- changing ---------------------------------------------------------------------------------
 
 
-def _record(store: Any, kind: str, name: str, make, run_id: str | None = None):
+def _record(store: Any, kind: str, name: str, make, change):
     """Write ``make(log, n)`` as record ``n`` of ``kind`` for ``name``, ``log`` being the
-    model's log read inside the numbering transaction (so checks see every earlier change)."""
+    model's log read inside the numbering transaction (so checks see every earlier change),
+    with the audit entry ``change(record)`` in that transaction."""
     def build(n: int):
         return make(load(store, name, with_versions=False), n)
 
-    return store.put_versioned(build, kind=kind, name=name, run_id=run_id)
+    return audit.put_versioned(store, build, change, kind=kind, name=name)
 
 
 def _version_in(store: Any, mv: ModelVersion) -> ModelVersion:
@@ -273,11 +274,13 @@ def transition(store: Any, mv: ModelVersion, to: str, *, actor: str | None = Non
                                from_status=now, to_status=to, actor=who, reason=reason, override=overridden,
                                approvals=approvals, created_at=utcnow())
 
-    record = _record(store, "model_transition", mv.name, make)
-    audit.append(store, action="model.transition", subject=mv.id, actor=who,
-                 details={"from": record.from_status, "to": to, "reason": reason, "override": record.override,
-                          "approvals": list(record.approvals), "record": record.id})
-    return record
+    def change(record: ModelTransition) -> audit.Change:
+        return audit.Change(action="model.transition", subject=mv.id, actor=who,
+                            details={"from": record.from_status, "to": to, "reason": reason,
+                                     "override": record.override, "approvals": list(record.approvals),
+                                     "record": record.id})
+
+    return _record(store, "model_transition", mv.name, make, change)
 
 
 def set_alias(store: Any, mv: ModelVersion, alias: str, *, actor: str | None = None, reason: str = "",
@@ -300,13 +303,15 @@ def set_alias(store: Any, mv: ModelVersion, alias: str, *, actor: str | None = N
         return ModelAlias(id=f"ma-{mv.name}-{n}", name=mv.name, version=n, alias=alias, model_version_id=mv.id,
                           previous_id=holder, actor=who, reason=reason, created_at=utcnow())
 
+    def change(record: ModelAlias) -> audit.Change:
+        return audit.Change(action="model.alias", subject=mv.id, actor=who,
+                            details={"alias": alias, "previous": record.previous_id, "reason": reason,
+                                     "record": record.id})
+
     try:
-        record = _record(store, "model_alias", mv.name, make)
+        return _record(store, "model_alias", mv.name, make, change)
     except _Unchanged:
         return unchanged[0]
-    audit.append(store, action="model.alias", subject=mv.id, actor=who,
-                 details={"alias": alias, "previous": record.previous_id, "reason": reason, "record": record.id})
-    return record
 
 
 def remove_alias(store: Any, name: str, alias: str, *, actor: str | None = None, reason: str = "") -> ModelAlias:
@@ -321,10 +326,11 @@ def remove_alias(store: Any, name: str, alias: str, *, actor: str | None = None,
         return ModelAlias(id=f"ma-{name}-{n}", name=name, version=n, alias=alias, model_version_id=None,
                           previous_id=holder, actor=who, reason=reason, created_at=utcnow())
 
-    record = _record(store, "model_alias", name, make)
-    audit.append(store, action="model.alias", subject=record.previous_id, actor=who,
-                 details={"alias": alias, "removed": True, "reason": reason, "record": record.id})
-    return record
+    def change(record: ModelAlias) -> audit.Change:
+        return audit.Change(action="model.alias", subject=record.previous_id, actor=who,
+                            details={"alias": alias, "removed": True, "reason": reason, "record": record.id})
+
+    return _record(store, "model_alias", name, make, change)
 
 
 class _Unchanged(Exception):
@@ -350,10 +356,11 @@ def decide(store: Any, mv: ModelVersion, to: str, action: str, *, actor: str | N
         return ModelApproval(id=f"mp-{mv.name}-{n}", name=mv.name, version=n, model_version_id=mv.id,
                              action=action, to_status=to, actor=who, reason=reason, created_at=utcnow())
 
-    record = _record(store, "model_approval", mv.name, make)
-    audit.append(store, action=f"model.{action}", subject=mv.id, actor=who,
-                 details={"to": to, "reason": reason, "record": record.id})
-    return record
+    def change(record: ModelApproval) -> audit.Change:
+        return audit.Change(action=f"model.{action}", subject=mv.id, actor=who,
+                            details={"to": to, "reason": reason, "record": record.id})
+
+    return _record(store, "model_approval", mv.name, make, change)
 
 
 def _check_decision(log: ModelLog, mv: ModelVersion, to: str, action: str, who: str,

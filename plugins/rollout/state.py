@@ -18,7 +18,8 @@ any            pending, active,       roll_back -> rolled_back, and a ``rollback
 =============  =====================  ==========================================
 
 Every decision is an append-only ``deployment_event`` (numbered per deployment in one
-transaction, so two routers deciding at once cannot both win) plus an audit entry.
+transaction, so two routers deciding at once cannot both win) with its audit entry,
+written in that same transaction (as a new deployment is with its own).
 """
 
 from __future__ import annotations
@@ -95,10 +96,12 @@ def serving_version(deployment: Deployment) -> str:
     return (deployment.stable_version_id or deployment.model_version_id) if under_way else deployment.model_version_id
 
 
-def record_start(store: Any, deployment: Deployment, *, parents: list[tuple[str, str]]) -> Deployment:
-    """Store a new deployment with its lineage edges, then its audit entry."""
-    store.put(deployment, parents=parents)
-    _audit(store, "deployment.started", deployment, {})
+def record_start(store: Any, deployment: Deployment, *, parents: list[tuple[str, str]],
+                 run_id: str | None = None) -> Deployment:
+    """Store a new deployment with its lineage edges and its audit entry (naming ``run_id``,
+    the run of a deploy stage, if given) in one transaction."""
+    extra = {"run": run_id} if run_id is not None else {}
+    audit.put(store, deployment, lambda d: _change("deployment.started", d, extra), parents=parents, run_id=run_id)
     return deployment
 
 
@@ -183,8 +186,9 @@ def _reactivate(store: Any, ended: Deployment, version: str, *, reason: str, act
         fallback=dict(ended.fallback), bundle_id=None, actor=actor or audit.actor(),
         details={"replaces": ended.id, "reason": reason},
     )
-    store.put(back, parents=[(version, "model_version"), (ended.id, relation)])
-    _audit(store, "deployment.reactivated", back, {"replaces": ended.id, "reason": reason}, actor=actor)
+    audit.put(store, back, lambda d: _change("deployment.reactivated", d, {"replaces": ended.id, "reason": reason},
+                                             actor=actor),
+              parents=[(version, "model_version"), (ended.id, relation)])
     return back
 
 
@@ -212,13 +216,22 @@ def _append(store: Any, now: Deployment, history: list[DeploymentEvent], *, acti
             weight=now.weight if weight is None else weight, decision=decision, reason=reason,
             evidence=dict(evidence or {}), actor=who)
 
-    event = store.put_versioned(build, kind="deployment_event", name=now.id, parents=[(now.id, "deployment")])
-    after = attrs.evolve(now, state=event.to_state, step=event.step, weight=event.weight)
-    _audit(store, f"deployment.{action}", after, {"event": event.id, "from": event.from_state, "reason": reason,
-                                                  "evidence": event.evidence}, actor=who)
-    return after
+    def change(event: DeploymentEvent) -> audit.Change:
+        return _change(f"deployment.{action}", _applied(now, event),
+                       {"event": event.id, "from": event.from_state, "reason": reason, "evidence": event.evidence},
+                       actor=who)
+
+    event = audit.put_versioned(store, build, change, kind="deployment_event", name=now.id,
+                                parents=[(now.id, "deployment")])
+    return _applied(now, event)
 
 
-def _audit(store: Any, action: str, deployment: Deployment, extra: dict[str, Any], *, actor: str | None = None) -> None:
-    details = {**started_details(deployment), **extra}
-    audit.append(store, action=action, subject=deployment.id, details=details, actor=actor or deployment.actor or None)
+def _applied(now: Deployment, event: DeploymentEvent) -> Deployment:
+    """``now`` with ``event`` applied."""
+    return attrs.evolve(now, state=event.to_state, step=event.step, weight=event.weight)
+
+
+def _change(action: str, deployment: Deployment, extra: dict[str, Any], *, actor: str | None = None) -> audit.Change:
+    """The audit entry of ``action`` on ``deployment``: its started details and ``extra``."""
+    return audit.Change(action=action, subject=deployment.id, details={**started_details(deployment), **extra},
+                        actor=actor or deployment.actor or None)
