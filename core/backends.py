@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 import attrs
 
 from .errors import ConfigError, PluginError, did_you_mean, reject_unknown_keys
+from .extras import install_hint
 
 if TYPE_CHECKING:  # pragma: no cover
     from .records import (
@@ -664,31 +665,6 @@ class Engine(Backend):
 
     def close(self) -> None:
         """Release the cluster (or its connection); the engine may be used again afterwards."""
-
-
-def install_hint(extras: list[str]) -> str:
-    """The command that installs ``extras`` for this installation of tether: from PyPI, or
-    from the folder it was installed from (``pip install -e '<clone>[redis]'`` for a clone)."""
-    import json
-    from importlib import metadata
-
-    wanted = ",".join(sorted(extras))
-    direct: dict[str, Any] = {}
-    for dist in metadata.distributions(name="tether"):  # a source folder's egg-info lacks the file
-        try:
-            direct = json.loads(dist.read_text("direct_url.json") or "{}")
-        except ValueError:
-            continue
-        if direct:
-            break
-    url = direct.get("url", "")
-    if url.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        folder = unquote(urlparse(url).path)
-        editable = "-e " if direct.get("dir_info", {}).get("editable") else ""
-        return f"pip install {editable}'{folder}[{wanted}]'"
-    return f"pip install 'tether[{wanted}]'"
 
 
 class Backends:

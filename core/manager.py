@@ -25,8 +25,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .backends import Backends, install_hint
+from .backends import Backends
 from .errors import PluginError
+from .extras import install_hint
 from .log import get_logger
 
 ENTRY_POINT_GROUP = "tether"

@@ -29,8 +29,8 @@ def write_export(traces: list[Any], out: str | Path, fmt: str) -> int:
     if fmt == "jsonl":
         _atomic_write(Path(out), (json.dumps(s, separators=(",", ":"), ensure_ascii=False) + "\n" for s in spans))
     elif fmt == "otlp-json":
-        from tether.backends import install_hint
         from tether.errors import PluginError
+        from tether.extras import install_hint
 
         try:
             from tether.contrib.otlp.exporter import otlp_json

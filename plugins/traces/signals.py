@@ -60,7 +60,7 @@ class SignalRules:
             try:
                 import jsonschema
             except ImportError:
-                from tether.backends import install_hint
+                from tether.extras import install_hint
 
                 raise PluginError(f"json_schema needs jsonschema: {install_hint(['rag'])}") from None
 
