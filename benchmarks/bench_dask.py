@@ -2,7 +2,7 @@
 partitioned Parquet larger than a worker's memory limit, with 1 and 2 workers.
 
     .venv/bin/python benchmarks/bench_dask.py [--rows 50000000] [--partition-rows 1000000]
-        [--memory-limit 2GiB] [--rounds 1] [--skip-local]
+        [--memory-limit 2GiB] [--rounds 1] [--skip-local] [--no-snapshot]
 
 Writes ``--rows`` rows x 20 columns (15 float, 1 int, 3 text, ``split``) as one Parquet
 file per ``--partition-rows`` rows to ``benchmarks/.data/dask_<rows>/`` (kept for the next
@@ -16,7 +16,10 @@ this process, and Dask ``LocalCluster`` s of 1 and 2 worker processes with 1 thr
 * ``fingerprint``: the data fingerprint (the snapshot id), partitions streamed in order
   from the workers and hashed in this process;
 * ``exact_duplicates``: row hashes per partition, a shuffle on the hash, groups spanning
-  splits.
+  splits;
+* ``snapshot``: a whole snapshot into a fresh workspace (local files + SQLite): on Dask
+  the workers encode the Parquet objects (one per partition) while this process hashes;
+  locally this process does both.
 
 It prints seconds, this process's peak RSS, the largest worker peak RSS (VmHWM, reset
 before each operation) and the load average, checks every configuration found the same
@@ -88,7 +91,7 @@ def worker_peaks(client) -> float:
     return max(client.run(peak_rss_mib).values()) if client is not None else 0.0
 
 
-def measure(name: str, engine, folder: Path, reference, host) -> list[dict]:
+def measure(name: str, engine, folder: Path, reference, host, snapshots: bool) -> list[dict]:
     from tether.plugins.monitoring.compare import compare
     from tether.plugins.snapshots.fingerprint import Fingerprinter
 
@@ -121,9 +124,28 @@ def measure(name: str, engine, folder: Path, reference, host) -> list[dict]:
         found = engine.exact_duplicates(folder, split_column="split")
         return {"rows": len(found.rows), "groups": found.groups}
 
+    def snapshot():
+        import shutil
+        import tempfile
+
+        from tether.plugins.engines.partitions import PartitionedBatches
+        from tether.plugins.snapshots.create import take_snapshot
+        from tether.workspace import Workspace
+
+        root = Path(tempfile.mkdtemp(prefix="bench-dask-", dir=DATA))
+        try:
+            with Workspace.open(host, root / ".tether") as workspace:
+                data = PartitionedBatches(path=folder, engine=engine, batch_rows=256 * 1024)
+                snap = take_snapshot(data, name="bench", source=str(folder), workspace=workspace)
+            return {"rows": snap.num_rows, "id": snap.id}
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
     timed("drift", drift)
     timed("fingerprint", fingerprint)
     timed("exact_duplicates", duplicates)
+    if snapshots:
+        timed("snapshot", snapshot)
     return out
 
 
@@ -134,6 +156,7 @@ def main() -> None:
     ap.add_argument("--memory-limit", default="2GiB")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--skip-local", action="store_true", help="only the Dask configurations")
+    ap.add_argument("--no-snapshot", action="store_true", help="skip the full snapshot (objects written to storage)")
     args = ap.parse_args()
 
     from tether.manager import PluginHost
@@ -158,7 +181,7 @@ def main() -> None:
         for name, plugin, params in configs:
             engine = host.backends.create("engine", plugin, params)
             try:
-                rows.extend(measure(name, engine, folder, reference, host))
+                rows.extend(measure(name, engine, folder, reference, host, not args.no_snapshot))
             finally:
                 engine.close()
     report(rows)
@@ -169,7 +192,7 @@ def report(rows: list[dict]) -> None:
     for r in rows:
         print(f"{r['config']:<10} {r['operation']:<17} {r['seconds']:>8.1f} {r['client_peak_mib']:>10,} "
               f"{r['worker_peak_mib']:>10,}  {r['conditions']}")
-    for operation in ("drift", "fingerprint", "exact_duplicates"):
+    for operation in dict.fromkeys(r["operation"] for r in rows):
         results = {json.dumps(r["result"], sort_keys=True) for r in rows if r["operation"] == operation}
         assert len(results) == 1, f"{operation}: configurations disagree: {results}"
         one = [r["seconds"] for r in rows if r["operation"] == operation and r["config"] == "dask x1"]

@@ -595,31 +595,21 @@ class Redactor(Backend):
 
 
 class Engine(Backend):
-    """Where a stage's heavy, partitioned work runs. A chain picks one with
-    ``engine: {plugin: NAME, params: {...}}`` (or ``tether run --engine NAME``); the default
-    ``local`` engine runs in the process (pandas/pyarrow). Stages reach it as
-    ``context.engine`` and ask ``context.engine_for(operation)``.
+    """Where a stage's heavy, partitioned work runs: a chain's ``engine: {plugin: NAME,
+    params: {...}}`` (or ``--engine NAME``); the default ``local`` engine runs in the
+    process. Stages ask ``context.engine_for(operation)``.
 
-    An engine offers the operations named in ``operations`` and may decline any other: a
-    stage asking for a declined operation runs it locally, and the runner logs one line
-    naming the stage and the reason. Results must equal the local engine's (snapshot ids,
-    findings, predictions; statistics within the tolerance docs/scaling.md states).
-    Operations (``path`` is a Parquet file or a folder of them, hive partitions allowed):
-
-    - ``read``: :meth:`record_batches`;
-    - ``profile``: :meth:`profile`;
-    - ``exact_duplicates``: :meth:`exact_duplicates`;
-    - ``score``: :meth:`score`;
-    - ``point_in_time_join``: :meth:`point_in_time_join`.
-
-    A failure of the engine itself (a lost worker, an unreachable scheduler) is raised as
-    ``EngineError``. ``close`` releases the cluster connection; the runner calls it when
-    the run ends.
+    An engine runs the operations in ``operations``, each the method of the same name
+    (``read`` is :meth:`record_batches`; ``path`` is a Parquet file or folder, hive
+    partitions allowed); a stage asking for another runs it locally and logs one line
+    saying why. Results equal the local engine's (ids, findings, predictions; statistics
+    within docs/scaling.md's tolerances). A failure of the engine itself (a lost worker,
+    an unreachable scheduler) is an ``EngineError``; the runner calls ``close`` at the end.
     """
 
     kind = "engine"
-    #: the operations this engine runs (a subset of ``read``, ``profile``,
-    #: ``exact_duplicates``, ``score``, ``point_in_time_join``)
+    #: the operations this engine runs: a subset of ``read``, ``write_parts``, ``profile``,
+    #: ``exact_duplicates``, ``entity_overlap``, ``near_duplicates``, ``score``, ``point_in_time_join``
     operations: ClassVar[frozenset[str]] = frozenset()
 
     def supports(self, operation: str) -> bool:
@@ -630,6 +620,15 @@ class Engine(Backend):
         """The rows of ``path`` as ``pyarrow.RecordBatch`` es in file order, each file's
         rows conformed to the dataset schema, in bounded memory."""
         raise _abstract(self, "record_batches")
+
+    def write_parts(self, path: str | os.PathLike, *, schema: Callable[[Any], Any],
+                    part_path: Callable[[int], str | os.PathLike]) -> Iterator[tuple[Any, str, int]]:
+        """A snapshot's objects encoded by the workers: each partition cast to
+        ``schema(dataset_schema)`` (called once, first) and written as one Parquet part (the
+        snapshot writer's settings) into ``part_path(index)``, a file the caller created and
+        the worker opens without creating. Yields ``(table, path, rows)`` in partition order,
+        a bounded number outstanding; the workers share the file system of ``part_path``."""
+        raise _abstract(self, "write_parts")
 
     def profile(self, path: str | os.PathLike, **builder: Any) -> Any:
         """A ``tether.plugins.monitoring.profiles.DataProfile`` of ``path``; ``builder`` are
@@ -642,6 +641,21 @@ class Engine(Backend):
         ``ignore_columns``) to a row of another split, as a
         ``tether.plugins.leakage.duplicates.DuplicateGroups``."""
         raise _abstract(self, "exact_duplicates")
+
+    def entity_overlap(self, path: str | os.PathLike, *, split_column: str, entity_column: str,
+                       sample: int = 50) -> Any:
+        """Entities with rows in more than one split (split names read as ``tether leakage``
+        reads them) as a ``tether.plugins.leakage.entities.SharedEntities`` (the first
+        ``sample`` entities and rows), which ``EntityOverlap.findings`` turns into a finding."""
+        raise _abstract(self, "entity_overlap")
+
+    def near_duplicates(self, path: str | os.PathLike, *, split_column: str,
+                        ignore_columns: tuple[str, ...] = (), **options: Any) -> Any:
+        """Rows near a row of another split over every column but ``split_column`` and
+        ``ignore_columns``, as a ``tether.plugins.leakage.near_duplicates.NearPairs``, which
+        ``NearDuplicates.findings`` turns into a finding; ``options`` are that check's
+        (``max_pairs`` bounds each partition's join)."""
+        raise _abstract(self, "near_duplicates")
 
     def score(self, path: str | os.PathLike, bundle: Any, *, kept: list[str], version_id: str,
               output: str | os.PathLike) -> dict[str, Any]:

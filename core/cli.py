@@ -17,10 +17,12 @@ import click
 from .commands import (
     check_verdicts,
     emit,
+    engine_options,
     fail_on_option,
     host_of,
     json_option,
     open_workspace,
+    parse_engine_params,
     print_table,
     workspace_option,
 )
@@ -104,19 +106,19 @@ def init(directory: str) -> None:
 @click.option("--from", "from_stage", metavar="STAGE",
               help="Rerun this stage and every later one even if unchanged.")
 @click.option("--force", is_flag=True, help="Rerun every stage even if unchanged.")
-@click.option("--engine", metavar="NAME",
-              help="Run partitioned work on this engine (local, dask), overriding the chain's engine.")
+@engine_options
 @fail_on_option
 @json_option
 @click.pass_context
 def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool, engine: str | None,
-        fail_on: str, json_output: bool) -> None:
+        engine_params: tuple[str, ...], fail_on: str, json_output: bool) -> None:
     """Run the chain in CHAIN_FILE and print a summary.
 
     A stage whose params, inputs and code are unchanged since an earlier run of the chain
     reuses that run's output (snapshots always read their source; deploy and monitor
     stages always run). The exit code is 1 when a monitor stage's verdict reaches
-    --fail-on (after the summary is printed).
+    --fail-on (after the summary is printed). --engine overrides the chain's engine
+    (keeping its params when it names the same one); --engine-param sets one of its params.
     """
     from .config import load_chain
     from .runner import run_chain
@@ -124,10 +126,10 @@ def run(ctx: click.Context, chain_file: str, from_stage: str | None, force: bool
 
     host = host_of(ctx)
     chain = load_chain(chain_file, host)
-    if engine is not None:
+    if engine is not None or engine_params:
         from .config import with_engine
 
-        chain = with_engine(chain, engine, host)
+        chain = with_engine(chain, engine or chain.engine.plugin, host, parse_engine_params(engine_params))
     progress = _progress(len(chain.stages), quiet=json_output)
     try:
         run_record, outputs = run_chain(chain, host, from_stage=from_stage, force=force, on_stage=progress)
@@ -144,7 +146,9 @@ class _progress:
 
     def __init__(self, total: int, quiet: bool) -> None:
         self.total, self.done, self.status = total, 0, None
-        if not quiet and sys.stderr.isatty():
+        from .log import live_output
+
+        if not quiet and live_output():
             from rich.console import Console
 
             self.status = Console(stderr=True).status("starting")

@@ -42,7 +42,19 @@ workspace_option = click.option("--workspace", "-w", default=".tether", show_def
                                  help="Workspace folder (storage + metadata store).")
 
 #: ``--json``: machine-readable output; the command receives ``json_output``.
-json_option = click.option("--json", "json_output", is_flag=True, help="Print machine-readable JSON.")
+def _quiet_for_json(ctx, param, value: bool) -> bool:
+    """``--json`` given: no live display on stderr while the command runs."""
+    if value:
+        from .log import suppress_live_output
+
+        suppress_live_output()
+        ctx.call_on_close(lambda: suppress_live_output(False))
+    return value
+
+
+#: ``--json``: machine-readable output on stdout, and no live display (progress bar) on stderr
+json_option = click.option("--json", "json_output", is_flag=True, callback=_quiet_for_json,
+                           help="Print machine-readable JSON.")
 
 
 #: ``--fail-on critical|warning|never``: the one exit-code rule of every command that
@@ -52,6 +64,52 @@ fail_on_option = click.option(
     help="Exit 1 when a verdict is at least this severe (after printing the report).")
 
 SEVERITY = {"ok": 0, "warning": 1, "critical": 2}
+
+
+def engine_options(command: Callable) -> Callable:
+    """``--engine NAME`` and ``--engine-param KEY=VALUE`` (repeatable): the execution engine
+    a command runs its partitioned work on; the command receives ``engine`` and
+    ``engine_params`` (parse the latter with :func:`parse_engine_params`)."""
+    command = click.option(
+        "--engine-param", "engine_params", multiple=True, metavar="KEY=VALUE",
+        help="An engine parameter (repeatable), its value read as YAML: workers=4, memory_limit=2GiB.")(command)
+    return click.option("--engine", metavar="NAME", help="Run partitioned work on this engine (local, dask).")(command)
+
+
+def parse_engine_params(values: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings of ``--engine-param`` as a mapping, each value read as a YAML
+    scalar (``4`` an int, ``true`` a bool, ``2GiB`` a string); a malformed one is a
+    :class:`~tether.errors.ConfigError` naming it."""
+    import yaml
+
+    from .errors import ConfigError
+
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--engine-param: expected KEY=VALUE, got {item!r}")
+        if key in params:
+            raise ConfigError(f"--engine-param: '{key}' is given twice")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--engine-param: the value of '{key}' is not valid YAML: {raw!r}") from None
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"--engine-param: the value of '{key}' must be a single value, got {raw!r}")
+        params[key] = value
+    return params
+
+
+def create_engine(ctx: click.Context, name: str, params: dict[str, Any]) -> Any:
+    """The engine ``name`` with ``params`` (checked by the engine, errors naming
+    ``engine.params.KEY``); it is closed when the command ends."""
+    host = host_of(ctx)
+    host.backends.get("engine", name, where="--engine")
+    engine = host.backends.create("engine", name, params, where="engine")
+    ctx.call_on_close(engine.close)
+    return engine
 
 
 def check_verdicts(verdicts: Iterable[tuple[str, str]], fail_on: str) -> None:

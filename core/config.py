@@ -278,10 +278,11 @@ def parse_trackers(value: Any, source: str) -> tuple[TrackerConfig, ...]:
     return tuple(trackers)
 
 
-def with_engine(chain: ChainConfig, plugin: str, host: PluginHost) -> ChainConfig:
+def with_engine(chain: ChainConfig, plugin: str, host: PluginHost, params: dict | None = None) -> ChainConfig:
     """``chain`` running on the engine ``plugin`` (``tether run --engine``): the chain's
-    ``engine.params`` are kept when it names the same plugin, else the engine's defaults."""
-    params = chain.engine.params if chain.engine.plugin == plugin else {}
+    ``engine.params`` are kept when it names the same plugin, else the engine's defaults;
+    ``params`` (``--engine-param``) are set over them."""
+    params = {**(chain.engine.params if chain.engine.plugin == plugin else {}), **(params or {})}
     engine = BackendConfig(plugin=plugin, params=params)
     backends = dict(chain.backends)
     host.backends.get("engine", plugin, where="--engine")

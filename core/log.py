@@ -27,6 +27,8 @@ def _redact_processor(_, __, event_dict):
 
 
 _pending: tuple[str, str, Any] | None = None
+_format = "auto"  # the format last asked for (``auto``, ``console`` or ``json``)
+_live = True  # whether live displays (progress bars, spinners) may be drawn on stderr
 
 
 class _CurrentStderr:
@@ -45,10 +47,24 @@ class _CurrentStderr:
 def configure_logging(fmt: str = "auto", level: str = "info", stream=None) -> None:
     """Configure structlog for this process; ``fmt`` is ``auto``, ``console`` or ``json``.
     Applied now if structlog is in use, else when the first event is logged."""
-    global _pending
+    global _pending, _format
     _pending = (fmt, level, stream)
+    _format = fmt
     if "structlog" in sys.modules:
         _apply_configuration()
+
+
+def suppress_live_output(suppress: bool = True) -> None:
+    """Draw no live display (progress bar, spinner) on stderr until called with ``False``:
+    the CLI suppresses them while a ``--json`` command runs (its output is for programs)."""
+    global _live
+    _live = not suppress
+
+
+def live_output() -> bool:
+    """Whether a live display may be drawn on stderr: it is a terminal, the logs are not
+    JSON lines and :func:`suppress_live_output` was not called."""
+    return _live and _format != "json" and sys.stderr.isatty()
 
 
 def _apply_configuration() -> None:

@@ -72,9 +72,10 @@ def start_cluster():
                             memory_limit="1GiB")
 
 
-def kill_on_partition(index: int):
-    """A worker plugin that kills its worker process when the task reading partition
-    ``index`` starts (every attempt, on every worker): a worker lost mid-operation."""
+def kill_on_partition(index: int, operation: str = "read"):
+    """A worker plugin that kills its worker process when the task of ``operation`` (``read``,
+    or ``write_parts`` for a snapshot part) on partition ``index`` starts (every attempt, on
+    every worker): a worker lost mid-operation."""
     from distributed.diagnostics.plugin import WorkerPlugin
 
     class KillOnPartition(WorkerPlugin):
@@ -83,7 +84,7 @@ def kill_on_partition(index: int):
         def transition(self, key, start, finish, **kwargs) -> None:
             import os
 
-            if finish == "executing" and str(key).startswith(f"tether-read-{index:05d}-"):
+            if finish == "executing" and str(key).startswith(f"tether-{operation}-{index:05d}-"):
                 os._exit(1)
 
     return KillOnPartition()

@@ -382,10 +382,10 @@ def test_declined_operation_runs_locally_with_one_log_line(host, workspace, clus
     stage = StageConfig(index=0, id="split", stage="split", plugin="random")
     context = RunContext(host=host, workspace=workspace, engine=engine, stage=stage)
     with capture_logs() as logs:
-        assert context.engine_for("near_duplicates", what="near-duplicate leakage check") is None
+        assert context.engine_for("temporal_order", what="temporal-order leakage check") is None
         assert context.engine_for("read") is engine
     lines = [e for e in logs if e["event"] == "stage runs locally"]
-    assert len(lines) == 1 and lines[0]["stage"] == "split" and "near_duplicates" in lines[0]["reason"]
+    assert len(lines) == 1 and lines[0]["stage"] == "split" and "temporal_order" in lines[0]["reason"]
     assert RunContext(host=host, workspace=workspace).engine_for("read") is None  # no engine: local
 
 

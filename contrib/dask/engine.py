@@ -10,6 +10,8 @@ Partitions are the files of a Parquet folder, in path order (see
 - ``profile`` (drift, data health): one profile per partition, merged pairwise on workers;
 - ``exact_duplicates``: row fingerprints per partition, a shuffle on the fingerprint, and
   the groups spanning splits found per shuffled partition;
+- ``entity_overlap``, ``near_duplicates``: see :mod:`.leakage` (a shuffle on the entity, on
+  the near-duplicate grid key);
 - ``score``: each partition scored on a worker into its own Parquet part.
 """
 
@@ -23,12 +25,13 @@ from typing import Any, ClassVar
 
 import attrs
 from tether.backends import Engine
-from tether.errors import ConfigError, EngineError, TetherError
-from tether.log import get_logger
+from tether.errors import ConfigError, EngineError
 from tether.plugins.engines.local import OPERATIONS, part_name, staging_folder
 from tether.plugins.engines.partitions import plan
+from tether.plugins.progress import Progress
 from tether.validators import at_least
 
+from .errors import mapped_errors
 from .tasks import (
     entity_partition,
     frame_partition,
@@ -68,12 +71,12 @@ class DaskEngine(Engine):
     ``LocalCluster`` of ``workers`` processes (``threads_per_worker`` threads each, at most
     ``memory_limit`` each) started on first use and closed with the run. ``in_flight``
     bounds the partitions a snapshot holds at once; a log line is written every
-    ``progress_every`` partitions."""
+    ``progress_every`` partitions, and a progress bar is drawn when stderr is a terminal."""
 
     name: ClassVar[str] = "dask"
     requires: ClassVar[tuple[str, ...]] = ("dask", "distributed")
     extra: ClassVar[str | None] = "dask"
-    operations: ClassVar[frozenset[str]] = OPERATIONS
+    operations: ClassVar[frozenset[str]] = OPERATIONS | {"write_parts"}
     address: str | None = attrs.field(default=None, validator=_check_address)
     workers: int | None = attrs.field(default=None, validator=attrs.validators.optional(at_least(1)))
     threads_per_worker: int = attrs.field(default=1, validator=at_least(1))
@@ -131,22 +134,31 @@ class DaskEngine(Engine):
         for table in self._ordered("read", read_partition, layout.partitions, schema):
             yield from table.to_batches(max_chunksize=batch_rows)
 
+    def write_parts(self, path, *, schema, part_path) -> Iterator[Any]:
+        from .snapshots import write_parts  # snapshot parts encoded by the workers
+
+        return write_parts(self, path, schema=schema, part_path=part_path)
+
     def profile(self, path, **builder: Any) -> Any:
         from tether.plugins.monitoring.profiles import ProfileBuilder
 
         layout = plan(path)
         client = self.client()
-        with _mapped_errors("profile"):
+        with mapped_errors("profile"):
+            offsets = [0] * len(layout.partitions)
+            if ProfileBuilder(**builder).sample_rows:  # the row sample is keyed by global row numbers
+                sizes = client.gather(client.map(num_rows, layout.partitions, pure=False))
+                offsets = [sum(sizes[:i]) for i in range(len(sizes))]
             token = os.urandom(4).hex()
-            futures = [client.submit(profile_partition, part, layout.schema, builder,
+            futures = [client.submit(profile_partition, part, layout.schema, builder, offset,
                                      key=f"tether-profile-{part.index:05d}-{token}")
-                       for part in layout.partitions]
-            self._watch("profile", futures)
-            while len(futures) > 1:  # a tree of pairwise merges, on the workers
-                pairs = [futures[i:i + 2] for i in range(0, len(futures), 2)]
-                futures = [client.submit(merge_profiles, *pair, pure=False) if len(pair) == 2 else pair[0]
-                           for pair in pairs]
-            profile = futures[0].result() if futures else None
+                       for part, offset in zip(layout.partitions, offsets)]
+            with self._watch("profile", futures):
+                while len(futures) > 1:  # a tree of pairwise merges, on the workers
+                    pairs = [futures[i:i + 2] for i in range(0, len(futures), 2)]
+                    futures = [client.submit(merge_profiles, *pair, pure=False) if len(pair) == 2 else pair[0]
+                               for pair in pairs]
+                profile = futures[0].result() if futures else None
         if profile is None:
             return ProfileBuilder(**builder).finish()
         profile.time_column = builder.get("time_column")
@@ -155,21 +167,34 @@ class DaskEngine(Engine):
     def exact_duplicates(self, path, *, split_column: str, ignore_columns: tuple[str, ...] = ()) -> Any:
         import dask.dataframe as dd
         from dask import delayed
-        from tether.plugins.engines.work import compared_columns, duplicate_groups, hash_meta
+        from tether.plugins.engines.work import compared_columns, duplicate_groups, hash_meta, whole_frame_objects
 
         layout = plan(path)
         columns = compared_columns(layout.schema, split_column, ignore_columns)
+        objects = whole_frame_objects(layout)
         client = self.client()
-        with _mapped_errors("exact_duplicates"):
+        with mapped_errors("exact_duplicates"):
             sizes = client.gather(client.map(num_rows, layout.partitions, pure=False))
             offsets = [sum(sizes[:i]) for i in range(len(sizes))]
-            parts = [delayed(hash_partition)(part, layout.schema, split_column, tuple(ignore_columns), offset)
+            parts = [delayed(hash_partition)(part, layout.schema, split_column, tuple(ignore_columns), offset, objects)
                      for part, offset in zip(layout.partitions, offsets)]
             rows = dd.from_delayed(parts, meta=hash_meta(), verify_meta=False)
             shuffled = rows.shuffle(on="h", npartitions=max(rows.npartitions, 1))
             leaking = shuffled.map_partitions(leaking_rows, meta=hash_meta())
             found = client.compute(leaking, sync=True)
         return duplicate_groups(found, columns)
+
+    def entity_overlap(self, path, *, split_column: str, entity_column: str, sample: int = 50) -> Any:
+        from .leakage import entity_overlap
+
+        return entity_overlap(self, path, split_column=split_column, entity_column=entity_column, sample=sample)
+
+    def near_duplicates(self, path, *, split_column: str, ignore_columns: tuple[str, ...] = (),
+                        **options: Any) -> Any:
+        from .leakage import near_duplicates
+
+        return near_duplicates(self, path, split_column=split_column, ignore_columns=ignore_columns,
+                               options=options)
 
     def score(self, path, bundle: Any, *, kept: list[str], version_id: str, output) -> dict[str, Any]:
         from tether.plugins.rollout.batch import PredictionSummary
@@ -179,13 +204,14 @@ class DaskEngine(Engine):
         client = self.client()
         summary, rows = PredictionSummary(bundle), 0
         try:
-            with _mapped_errors("score"):
+            with mapped_errors("score"):
                 shared = client.scatter(bundle, broadcast=True)
                 futures = [client.submit(score_partition, part, layout.schema, shared, kept, version_id,
                                          str(staging / part_name(part.index)), pure=False)
                            for part in layout.partitions]
-                self._watch("score", futures)
-                for n, part_summary in client.gather(futures):
+                with self._watch("score", futures):
+                    results = client.gather(futures)
+                for n, part_summary in results:
                     rows += n
                     summary.merge(part_summary)
             os.replace(staging, output)
@@ -205,7 +231,7 @@ class DaskEngine(Engine):
         client = self.client()
         staging, output = staging_folder(output)
         try:
-            with _mapped_errors("point_in_time_join"):
+            with mapped_errors("point_in_time_join"):
                 sizes = client.gather(client.map(num_rows, left.partitions, pure=False))
                 offsets = [sum(sizes[:i]) for i in range(len(sizes))]
                 left_meta = left.schema.empty_table().to_pandas().assign(**{ENTITY_ROW: np.int64(0)}).iloc[:0]
@@ -232,10 +258,10 @@ class DaskEngine(Engine):
         client = self.client()
         items = list(items)
         pending: deque = deque()
-        progress = _Progress(operation, len(items), self.progress_every)
+        progress = Progress(operation, len(items), engine=self.name, every=self.progress_every)
         token = os.urandom(4).hex()
         try:
-            with _mapped_errors(operation):
+            with mapped_errors(operation):
                 for i, item in enumerate(items):
                     pending.append(client.submit(func, item, *args, key=f"tether-{operation}-{i:05d}-{token}",
                                                  priority=len(items) - i))
@@ -244,57 +270,22 @@ class DaskEngine(Engine):
                 while pending:
                     yield self._next(pending, progress)
         finally:
+            progress.close()
             if pending:
                 client.cancel(list(pending))
 
     @staticmethod
-    def _next(pending: deque, progress: _Progress) -> Any:
+    def _next(pending: deque, progress: Progress) -> Any:
         future = pending.popleft()
         result = future.result()
         future.release()
         progress.step()
         return result
 
-    def _watch(self, operation: str, futures: list) -> None:
-        """Log progress as the futures finish (a line every ``progress_every`` partitions)."""
-        progress = _Progress(operation, len(futures), self.progress_every)
+    def _watch(self, operation: str, futures: list) -> Progress:
+        """Report progress as the futures finish (see :class:`~tether.plugins.progress.Progress`);
+        use the result as a context manager around the wait, so its bar goes on an error too."""
+        progress = Progress(operation, len(futures), engine=self.name, every=self.progress_every)
         for future in futures:
             future.add_done_callback(lambda _f: progress.step())
-
-
-class _Progress:
-    """A log line every ``every`` partitions done (and at the last one)."""
-
-    def __init__(self, operation: str, total: int, every: int) -> None:
-        self.operation, self.total, self.every, self.done = operation, total, every, 0
-        self.log = get_logger("tether.engine")
-
-    def step(self) -> None:
-        self.done += 1
-        if self.done % self.every == 0 or self.done == self.total:
-            self.log.info("partitions done", engine="dask", operation=self.operation, done=self.done,
-                          total=self.total)
-
-
-class _mapped_errors:
-    """Turns a cluster failure (a killed worker, a lost connection) into ``EngineError``;
-    tether's own errors raised in a task pass through unchanged."""
-
-    def __init__(self, operation: str) -> None:
-        self.operation = operation
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        if exc is None or isinstance(exc, TetherError) or not isinstance(exc, Exception):
-            return False
-        from distributed.scheduler import KilledWorker
-
-        if isinstance(exc, KilledWorker):
-            raise EngineError(f"dask engine: a worker died while running '{self.operation}' "
-                              f"(task {exc.task}); nothing was recorded. The worker may have run out of "
-                              "memory: lower the partition size or raise memory_limit") from None
-        if isinstance(exc, (OSError, TimeoutError)) or type(exc).__module__.startswith(("distributed", "tornado")):
-            raise EngineError(f"dask engine: '{self.operation}' failed: {type(exc).__name__}: {exc}") from None
-        return False
+        return progress

@@ -21,17 +21,18 @@ def num_rows(part: Partition) -> int:
     return pq.ParquetFile(part.path).metadata.num_rows
 
 
-def hash_partition(part: Partition, schema, split_column: str, ignore_columns: tuple[str, ...], offset: int):
+def hash_partition(part: Partition, schema, split_column: str, ignore_columns: tuple[str, ...], offset: int,
+                   object_columns: tuple[str, ...]):
     return work.hash_partition(part, schema, split_column=split_column, ignore_columns=ignore_columns,
-                               offset=offset)
+                               offset=offset, object_columns=object_columns)
 
 
 def leaking_rows(frame):
     return work.leaking_rows(frame)
 
 
-def profile_partition(part: Partition, schema, builder: dict[str, Any]) -> Any:
-    return work.profile_partition(part, schema, builder)
+def profile_partition(part: Partition, schema, builder: dict[str, Any], offset: int) -> Any:
+    return work.profile_partition(part, schema, builder, offset)
 
 
 def merge_profiles(left, right) -> Any:

@@ -17,7 +17,8 @@ from tether.errors import DataError
 from .partitions import plan
 from .work import duplicate_groups, hash_partition, score_partition
 
-OPERATIONS = frozenset({"read", "profile", "exact_duplicates", "score", "point_in_time_join"})
+OPERATIONS = frozenset({"read", "profile", "exact_duplicates", "entity_overlap", "near_duplicates", "score",
+                        "point_in_time_join"})
 
 
 @attrs.frozen(kw_only=True)
@@ -40,17 +41,71 @@ class LocalEngine(Engine):
     def exact_duplicates(self, path, *, split_column: str, ignore_columns: tuple[str, ...] = ()) -> Any:
         import pandas as pd
 
-        from .work import compared_columns, leaking_rows
+        from .work import compared_columns, leaking_rows, whole_frame_objects
 
         layout = plan(path)
         columns = compared_columns(layout.schema, split_column, ignore_columns)
+        objects = whole_frame_objects(layout)
         frames, offset = [], 0
         for part in layout.partitions:
             frame = hash_partition(part, layout.schema, split_column=split_column, ignore_columns=ignore_columns,
-                                   offset=offset)
+                                   offset=offset, object_columns=objects)
             offset += len(frame)
             frames.append(frame)
         return duplicate_groups(leaking_rows(pd.concat(frames, ignore_index=True)), columns)
+
+    def entity_overlap(self, path, *, split_column: str, entity_column: str, sample: int = 50) -> Any:
+        import pandas as pd
+        import tether.plugins.engines.leakage_work as lw
+
+        layout = plan(path)
+        lw.require_columns(layout.schema, {"split column": split_column, "entity column": entity_column})
+        parts, roles = layout.partitions, {"split_column": split_column, "entity_column": entity_column}
+        offsets = lw.offsets_of([lw.partition_rows(p) for p in parts])
+        pairs = pd.concat([lw.entity_pairs_meta(layout.schema, **roles),
+                           *(lw.entity_pairs(p, layout.schema, offset=o, **roles) for p, o in zip(parts, offsets))],
+                          ignore_index=True)
+        bad = lw.shared_entities(pairs)
+        counts = lw.entities_per_split(pairs)
+        del pairs
+        rows: list = []
+        for part, offset in zip(parts, offsets):  # the first rows of the shared entities, in row order
+            if len(rows) >= sample or not len(bad):
+                break
+            rows.extend(lw.entity_rows(part, layout.schema, offset=offset, entities=bad["entity"],
+                                       limit=sample - len(rows), **roles).tolist())
+        as_float = lw.floats_when_missing(layout.schema, entity_column) and any(
+            lw.entity_nulls(p, layout.schema, entity_column) for p in parts)
+        return lw.shared_entities_result(bad, counts, rows, column=entity_column, sample=sample, as_float=as_float)
+
+    def near_duplicates(self, path, *, split_column: str, ignore_columns: tuple[str, ...] = (),
+                        **options: Any) -> Any:
+        import numpy as np
+        import pandas as pd
+        import tether.plugins.engines.leakage_work as lw
+        from tether.plugins.leakage.near_duplicates import NearDuplicates
+
+        from .work import compared_columns
+
+        NearDuplicates(**options)  # the options' own validation
+        layout = plan(path)
+        compared = compared_columns(layout.schema, split_column, ignore_columns)
+        parts, sizes = layout.partitions, [lw.partition_rows(p) for p in layout.partitions]
+        offsets = lw.offsets_of(sizes)
+        each = {"split_column": split_column, "compared": compared, "options": options}
+        # pass 1: the grid keys only; the rows under a key shared by several splits are the candidates
+        keys = [lw.near_partition(p, layout.schema, offset=o, values=False, **each) for p, o in zip(parts, offsets)]
+        select = lw.spanning_rows(pd.concat(keys, ignore_index=True)) if keys else np.zeros(0, np.int64)
+        del keys
+        # pass 2: the candidates' values, checked together
+        pieces = [lw.near_meta(layout.schema, compared=compared, options=options).drop(columns=lw.KEY)]
+        for part, offset, size in zip(parts, offsets, sizes):
+            here = select[(select >= offset) & (select < offset + size)]
+            if len(here):
+                pieces.append(lw.near_partition(part, layout.schema, offset=offset, keys=False, select=here, **each))
+        found = lw.near_bucket(pd.concat(pieces, ignore_index=True), compared, options)
+        numeric, text = lw.compared_kinds(layout.schema, compared)
+        return lw.merge_near([found], numeric=numeric, text=text)
 
     def score(self, path, bundle: Any, *, kept: list[str], version_id: str, output) -> dict[str, Any]:
         from tether.plugins.rollout.batch import PredictionSummary

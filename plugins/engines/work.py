@@ -25,19 +25,46 @@ def hash_meta() -> pd.DataFrame:
 
 
 def hash_partition(part: Partition, schema: pa.Schema, *, split_column: str, ignore_columns: tuple[str, ...],
-                   offset: int) -> pd.DataFrame:
+                   offset: int, object_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per row: its fingerprint over the compared columns, its split code (0 train,
-    1 validation, 2 test, -1 otherwise) and its row number in the whole dataset."""
+    1 validation, 2 test, -1 excluded; split names read as ``tether leakage`` reads them)
+    and its row number in the whole dataset. ``object_columns`` are read as Python objects,
+    as a read of the whole dataset holds them (see :func:`whole_frame_objects`)."""
     import numpy as np
     import pandas as pd
-    from tether.plugins.leakage.input import LeakageInput
     from tether.plugins.rows import row_fingerprints
 
+    from .leakage_work import split_codes
+
     frame = read_table(part, schema).to_pandas()
+    for name in object_columns:
+        frame[name] = frame[name].astype(object)
     compared = compared_columns(schema, split_column, ignore_columns)
-    codes = LeakageInput(frame=frame, splits=frame[split_column].to_numpy()).codes
+    codes = split_codes(frame[split_column], column=split_column, offset=offset)
     return pd.DataFrame({"h": row_fingerprints(frame, compared), "c": codes,
                          "row": np.arange(offset, offset + len(frame), dtype=np.int64)})
+
+
+def whole_frame_objects(layout: Any) -> tuple[str, ...]:
+    """The boolean columns a read of the whole dataset holds as objects while a partition
+    may hold them as numpy booleans: those converted without a nullable pandas dtype that
+    miss a value in some partition. Row fingerprints hash numpy booleans as numbers and
+    objects as text, so every partition must read them the way the whole frame does."""
+    import numpy as np
+    import pyarrow as pa
+
+    empty = layout.schema.empty_table().to_pandas()
+    candidates = [f.name for f in layout.schema if pa.types.is_boolean(f.type)
+                  and isinstance(empty[f.name].dtype, np.dtype)]
+    if not candidates:
+        return ()
+    missing: set[str] = set()
+    for part in layout.partitions:
+        table = read_table(part, layout.schema, columns=[c for c in candidates if c not in missing])
+        missing.update(name for name in table.column_names if table.column(name).null_count)
+        if len(missing) == len(candidates):
+            break
+    return tuple(c for c in candidates if c in missing)
 
 
 def compared_columns(schema: pa.Schema, split_column: str, ignore_columns: tuple[str, ...]) -> list[str]:
@@ -74,11 +101,12 @@ def duplicate_groups(leaking: pd.DataFrame, columns: list[str]) -> Any:
                            pairs=pairs, columns=tuple(columns))
 
 
-def profile_partition(part: Partition, schema: pa.Schema, builder: dict[str, Any]) -> Any:
-    """A ``DataProfile`` of one partition (no sample: samples do not merge)."""
+def profile_partition(part: Partition, schema: pa.Schema, builder: dict[str, Any], offset: int = 0) -> Any:
+    """A ``DataProfile`` of one partition whose first row is row ``offset`` of the dataset:
+    its row sample is keyed by global row numbers, so merged samples equal the local one."""
     from tether.plugins.monitoring.profiles import profile_batches
 
-    return profile_batches(read_batches(part, schema), **{**builder, "sample_rows": 0, "workers": 1})
+    return profile_batches(read_batches(part, schema), **{**builder, "row_offset": offset, "workers": 1})
 
 
 def score_partition(part: Partition, schema: pa.Schema, bundle: Any, *, kept: list[str], version_id: str,

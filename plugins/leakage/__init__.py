@@ -25,7 +25,9 @@ Modules: ``input`` (:class:`~.input.LeakageInput`, feature timings from a catalo
 ``entities``, ``temporal``, ``target`` (with ``scoring``) and ``label_shift``; ``near_join`` (the
 near-duplicate join), ``options`` (validators of the checks' and strategies' options); ``policy``
 (running checks by policy, ``LeakageFailed``), ``report`` (text and HTML), ``audit``
-(checking a data file whose split is a column) and ``commands`` (``tether leakage``).
+(checking a data file whose split is a column, in this process or, for ``exact_duplicates``,
+``near_duplicates`` and ``entity_overlap``, on an execution engine) and ``commands``
+(``tether leakage``).
 """
 
 from __future__ import annotations

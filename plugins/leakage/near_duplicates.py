@@ -10,7 +10,7 @@ pairs sharing a key are verified exactly. Everything is vectorised.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 from tether.backends import LeakageCheck
@@ -30,10 +30,26 @@ def _normalized_text_codes(values, rows):
 
     codes, uniques = pd.factorize(values, use_na_sentinel=True)  # the distinct values only become strings
     codes = codes[rows]
-    norm = pd.Series(np.asarray(uniques, dtype=object), dtype="object").astype(str)
-    norm = norm.str.lower().str.split().str.join(" ")
-    remap, _ = pd.factorize(norm)
+    remap, _ = pd.factorize(normalize_text(uniques))
     return np.append(remap, -1).astype(np.int32)[codes]  # code -1 (missing) takes the appended -1
+
+
+def normalize_text(values):
+    """``values`` (no missing ones) as strings, lower-cased, whitespace runs collapsed to
+    one space and stripped: what the check compares text columns by (an object array)."""
+    import numpy as np
+    import pandas as pd
+
+    norm = pd.Series(np.asarray(values, dtype=object), dtype="object").astype(str)
+    return norm.str.lower().str.split().str.join(" ").to_numpy(dtype=object)
+
+
+def is_text(dtype) -> bool:
+    """Whether a column of ``dtype`` is compared as normalised text (strings, objects, categories)."""
+    import pandas as pd
+
+    return (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype))
 
 
 def _xor_hashes(key, values, j: int, rows=None) -> None:
@@ -49,7 +65,7 @@ def _xor_hashes(key, values, j: int, rows=None) -> None:
         key[start:start + BLOCK] ^= mix(pd.util.hash_array(block.astype(np.int64, copy=False)), j)
 
 
-def _split_columns(frame, columns):
+def split_columns(frame, columns):
     """(numeric columns compared within the tolerance, other columns compared exactly)."""
     import pandas as pd
 
@@ -92,8 +108,7 @@ def _text_keys(frame, columns, rows, first: int):
     text = {}
     for j, c in enumerate(columns, start=first):
         col = frame[c]
-        if (pd.api.types.is_object_dtype(col.dtype) or pd.api.types.is_string_dtype(col.dtype)
-                or isinstance(col.dtype, pd.CategoricalDtype)):
+        if is_text(col.dtype):
             text[c] = _normalized_text_codes(col, rows)
         elif hasattr(col.array, "asi8"):  # timestamps, durations: their integers compare as they do
             text[c] = None  # not gathered for every row: 8 bytes a row held through the join
@@ -103,6 +118,43 @@ def _text_keys(frame, columns, rows, first: int):
             text[c] = pd.factorize(col, use_na_sentinel=True)[0].astype(np.int32)[rows]
         _xor_hashes(key, text[c], j)
     return key, text
+
+
+def _no_rows():
+    import numpy as np
+
+    return np.zeros(0, dtype=np.int64)
+
+
+def _no_codes():
+    import numpy as np
+
+    return np.zeros(0, dtype=np.int8)
+
+
+@attrs.frozen(kw_only=True)
+class NearPairs:
+    """Near pairs in different splits, found by the check or by an engine.
+
+    A pair joins two sets of identical rows (one split each): ``left`` < ``right`` are the
+    first rows of the two sets, sorted by ``(left, right)``, ``left_codes``/``right_codes``
+    their splits (0 train, 1 validation, 2 test) and ``weights`` the pairs of rows each
+    stands for (the product of the sets' sizes). ``rows`` (sorted) are every row of those
+    sets, ``row_codes`` their splits; ``truncated`` says whether ``max_pairs`` cut the join
+    short; ``numeric_columns``/``text_columns`` are the columns compared within the
+    tolerance and exactly.
+    """
+
+    left: Any = attrs.field(factory=_no_rows)
+    right: Any = attrs.field(factory=_no_rows)
+    left_codes: Any = attrs.field(factory=_no_codes)
+    right_codes: Any = attrs.field(factory=_no_codes)
+    weights: Any = attrs.field(factory=_no_rows)
+    rows: Any = attrs.field(factory=_no_rows)
+    row_codes: Any = attrs.field(factory=_no_codes)
+    truncated: bool = False
+    numeric_columns: tuple[str, ...] = ()
+    text_columns: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -130,58 +182,78 @@ class NearDuplicates(LeakageCheck):
     sample: int = attrs.field(default=50, validator=at_least(1))
 
     def check(self, data: LeakageInput) -> list[Finding]:
+        return self.findings(self.pairs(data.frame, data.compared_columns(), data.codes,
+                                        data.compared_fingerprints))
+
+    def pairs(self, frame, columns, codes, fingerprints, numbers=None) -> NearPairs:
+        """The verified near pairs of ``frame``'s rows (split ``codes``, row ``fingerprints``
+        over ``columns``); ``numbers`` are the rows' numbers in the whole data (ascending;
+        default: their positions), which the result holds."""
         import numpy as np
 
-        codes = data.codes
-        fp_all = np.asarray(data.compared_fingerprints)
+        fp_all = np.asarray(fingerprints)
         live = np.flatnonzero(codes >= 0)
         if len(live) < 2:
-            return []
+            return NearPairs()
         if len(codes) < 2**31 - 1:
             live = live.astype(np.int32)  # row positions (and the candidates' below) at half the memory
         reps, weight, group_of = _collapse(fp_all, codes, live)
-        a, b, numeric, text, truncated = self._candidates(data.frame, data.compared_columns(), reps, codes)
+        a, b, numeric, text, truncated = self._candidates(frame, columns, reps, codes)
         if len(a):  # exact copies belong to exact_duplicates
             near = fp_all[reps[a]] != fp_all[reps[b]]
             a, b = a[near], b[near]
+        described = {"truncated": truncated, "numeric_columns": tuple(str(c) for c in numeric),
+                     "text_columns": tuple(str(c) for c in text)}
         if not len(a):
-            return []
+            return NearPairs(**described)
         involved = np.unique(np.concatenate([a, b]))
         rows = np.sort(live[np.isin(group_of, involved)])
         ra, rb = np.minimum(reps[a], reps[b]), np.maximum(reps[a], reps[b])
-        first = np.argsort(ra, kind="stable")
-        evidence = {"truncated": truncated, "numeric_columns": [str(c) for c in numeric],
-                    "text_columns": [str(c) for c in text]}
-        pair_weight = weight[a].astype(np.int64) * weight[b]
-        return [self._finding(ra[first], rb[first], pair_weight[first], rows, codes, evidence)]
+        order = np.lexsort((rb, ra))
+        ra, rb = ra[order], rb[order]
+        pair_weight = (weight[a].astype(np.int64) * weight[b])[order]
+        codes_of = (codes[rows], codes[ra], codes[rb])
+        if numbers is not None:
+            numbers = np.asarray(numbers, dtype=np.int64)
+            rows, ra, rb = numbers[rows], numbers[ra], numbers[rb]
+        return NearPairs(rows=rows.astype(np.int64), row_codes=codes_of[0], left=ra.astype(np.int64),
+                         right=rb.astype(np.int64), left_codes=codes_of[1], right_codes=codes_of[2],
+                         weights=pair_weight, **described)
 
-    def _finding(self, ra, rb, pair_weight, rows, codes, evidence) -> Finding:
-        """The finding for verified pairs ``(ra, rb)``, each standing for ``pair_weight`` pairs of rows."""
+    def findings(self, found: NearPairs) -> list[Finding]:
+        """The finding of near pairs found here or by an engine (``Engine.near_duplicates``)."""
         import numpy as np
 
-        lo, hi = np.minimum(codes[ra], codes[rb]), np.maximum(codes[ra], codes[rb])
+        if not len(found.left):
+            return []
+        ra, rb, pair_weight, rows = found.left, found.right, found.weights, found.rows
+        lo = np.minimum(found.left_codes, found.right_codes)
+        hi = np.maximum(found.left_codes, found.right_codes)
         pairs = split_pairs(lambda x, y: pair_weight[(lo == x) & (hi == y)].sum())
         n_pairs = int(pair_weight.sum())
-        sample_pairs = [[int(x), SPLIT_NAMES[codes[x]], int(y), SPLIT_NAMES[codes[y]]]
-                        for x, y in zip(ra[: self.sample], rb[: self.sample])]
-        return Finding(
+        sample_pairs = [[int(x), SPLIT_NAMES[cx], int(y), SPLIT_NAMES[cy]]
+                        for x, cx, y, cy in zip(ra[: self.sample], found.left_codes[: self.sample],
+                                                rb[: self.sample], found.right_codes[: self.sample])]
+        return [Finding(
             check=self.name, severity="warning",
             message=f"{n_pairs} pairs of near-identical rows ({len(rows)} rows) are in different splits "
                     f"({pairs_text(pairs)}; tolerance {self.tolerance:g}, atol {self.atol:g})",
             evidence={"n_pairs": n_pairs, "n_rows": len(rows), "split_pairs": pairs,
-                      "rows_by_split": rows_by_split(rows, codes), "rows": cap(rows, self.sample),
-                      "pairs": sample_pairs, "tolerance": self.tolerance, "atol": self.atol, **evidence},
+                      "rows_by_split": rows_by_split(np.arange(len(rows)), found.row_codes),
+                      "rows": cap(rows, self.sample), "pairs": sample_pairs, "tolerance": self.tolerance,
+                      "atol": self.atol, "truncated": found.truncated,
+                      "numeric_columns": list(found.numeric_columns), "text_columns": list(found.text_columns)},
             fix="remove near-copies before splitting (e.g. round and deduplicate), or split by the entity the "
                 "copies belong to so they stay in one split",
-        )
+        )]
 
     def _candidates(self, frame, columns, rows, codes):
         """Verified near pairs ``(a, b)`` (indices into ``rows``, ``a < b``) in different splits,
         the numeric and text columns compared, and whether ``max_pairs`` cut the join short."""
         import numpy as np
 
-        numeric, exact = _split_columns(frame, columns)
-        key, deltas = self._numeric_keys(frame, numeric, rows)
+        numeric, exact = split_columns(frame, columns)
+        key, deltas = self.numeric_keys(frame, numeric, rows)
         text_key, text = _text_keys(frame, exact, rows, len(numeric))
         key ^= text_key
         del text_key
@@ -195,7 +267,7 @@ class NearDuplicates(LeakageCheck):
         pair_key = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
         return pair_key // n, pair_key % n, numeric, text, state["truncated"]
 
-    def _numeric_keys(self, frame, numeric, rows):
+    def numeric_keys(self, frame, numeric, rows):
         """Per row: the hashed grid cells of its numbers, and the key deltas of its neighbouring
         cells (``[(rows near an edge, xor delta)]``, per column the lower edges, then the upper)."""
         import numpy as np

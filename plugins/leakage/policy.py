@@ -47,6 +47,8 @@ def _policy_entry(entry: Any, name: str, where: str) -> tuple[str | None, dict[s
     """``(action or None, options)`` of one check's policy entry."""
     if entry is None:
         return None, {}
+    if entry is False:  # YAML reads a bare `off` as false
+        return "off", {}
     if isinstance(entry, str):
         action, options = entry, {}
     elif isinstance(entry, dict):

@@ -260,17 +260,19 @@ class DriftMonitor(Monitor):
         return current, windows
 
     def _profile_on_engine(self, batches, time_column: str | None, key_columns):
-        """The current window profiled by the chain's engine (sketches per partition, merged),
-        or ``None`` when it must be read here: windows, ranges and multivariate tests need
-        the rows in order or a row sample, which partition profiles do not keep."""
+        """The current window profiled by the chain's engine (sketches and the row sample per
+        partition, merged), or ``None`` when it must be read here: ``windows.every`` (one
+        profile per day or week) and ``current_range`` (a time filter before profiling) select
+        rows by time, which the engine's ``profile`` operation (one profile of every row of
+        the path) does not do."""
         from tether.plugins.engines.partitions import PartitionedBatches
 
         if not isinstance(batches, PartitionedBatches):
             return None
-        if self.windows.every != "none" or self.windows.current_range or self.drift.multivariate:
+        if self.windows.every != "none" or self.windows.current_range:
             get_logger("tether.monitor").warning(
                 "stage runs locally", engine=batches.engine.name,
-                reason="windows.every, current_range and multivariate tests are profiled from the streamed rows")
+                reason="windows.every and current_range select rows by time; the engine profiles every row")
             return None
         current = batches.engine.profile(batches.path, time_column=time_column,
                                          **self.builder_args(exclude=tuple(key_columns)))

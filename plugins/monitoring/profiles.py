@@ -2,7 +2,8 @@
 
 :class:`ProfileBuilder` turns record batches into a :class:`DataProfile`: one sketch per
 column (see :mod:`.sketches`), row count, schema, time range and a uniform row sample
-(bottom-k of random keys, so it merges across chunks). Memory is bounded by the chunk
+(bottom-k of a hash of each row's global row number, see :mod:`.samples`: the same however
+the rows are cut into chunks or partitions, and mergeable). Memory is bounded by the chunk
 size plus the sketches, whatever the number of rows. :func:`profile_windows` builds one
 profile per daily/weekly window in the same single pass.
 """
@@ -70,9 +71,13 @@ class DataProfile:
     time_column: str | None = None
     time_min: dt.datetime | None = None
     time_max: dt.datetime | None = None
-    sample: Any = None  # pyarrow.Table of at most sample_rows rows, or None
+    sample: Any = None  # pyarrow.Table of at most sample_rows rows, in row order, or None
     label: str = ""
     schema: tuple[str, ...] = ()  # every column the data had, profiled or not
+    #: the :class:`~.samples.RowSample` behind ``sample`` (its rows' keys and row numbers),
+    #: which :func:`merge_profiles` merges; None for a profile read from the store (only
+    #: the rows are stored) or built without a sample
+    row_sample: Any = None
 
 
 @attrs.define
@@ -86,6 +91,7 @@ class ProfileBuilder:
     max_categories: int = DEFAULT_MAX_CATEGORIES
     sample_rows: int = 5_000
     seed: int = 0
+    row_offset: int = 0  # global row number of the first row added (a partition's place in the data)
     workers: int = 1  # threads updating column sketches (numpy and Arrow release the GIL)
     _pool: Any = attrs.field(default=None, init=False)
     _sketches: dict[str, Any] = attrs.field(factory=dict, init=False)
@@ -95,30 +101,41 @@ class ProfileBuilder:
     _tmin: Any = attrs.field(default=None, init=False)
     _tmax: Any = attrs.field(default=None, init=False)
     _sample: Any = attrs.field(default=None, init=False)
-    _keys: Any = attrs.field(default=None, init=False)
-    _rng: Any = attrs.field(default=None, init=False)
 
     def wanted(self, schema) -> list[str]:
         names = list(self.columns) if self.columns else list(schema.names)
         return [n for n in names if n in schema.names and n not in self.exclude and n != self.time_column]
 
-    def add(self, batch) -> None:
+    def add(self, batch, rows=None) -> None:
+        """Add a record batch or table. ``rows``: the global row numbers of its rows (for the
+        sample); by default they follow the rows added so far, from ``row_offset``."""
         import pyarrow as pa
 
         if isinstance(batch, pa.Table):
+            start = 0
             for b in batch.to_batches():
-                self.add(b)
+                self.add(b, None if rows is None else rows[start:start + b.num_rows])
+                start += b.num_rows
             if batch.num_rows == 0:
                 self._note_schema(batch.schema)
             return
         self._note_schema(batch.schema)
         if batch.num_rows == 0:
             return
+        if rows is None and self.sample_rows:
+            import numpy as np
+
+            first = self.row_offset + self._rows
+            rows = np.arange(first, first + batch.num_rows, dtype=np.int64)
         self._rows += batch.num_rows
         self._update_sketches(batch)
         self._update_time_range(batch)
         if self.sample_rows:
-            self._update_sample(batch)
+            if self._sample is None:
+                from .samples import RowSample
+
+                self._sample = RowSample(size=self.sample_rows, seed=self.seed)
+            self._sample.add(batch, rows)
 
     def _update_sketches(self, batch) -> None:
         def update(name: str) -> None:
@@ -151,28 +168,6 @@ class ProfileBuilder:
             self._tmin = lo if self._tmin is None else min(self._tmin, lo)
             self._tmax = hi if self._tmax is None else max(self._tmax, hi)
 
-    def _update_sample(self, batch) -> None:
-        """Keep the ``sample_rows`` rows with the smallest random keys (a uniform sample)."""
-        import numpy as np
-        import pyarrow as pa
-
-        if self._rng is None:
-            self._rng = np.random.default_rng(self.seed)
-        n = batch.num_rows
-        keys = self._rng.random(n)
-        take = np.argsort(keys)[: self.sample_rows] if n > self.sample_rows else np.arange(n)
-        part = pa.Table.from_batches([batch.take(pa.array(take))])
-        if self._sample is None:
-            self._sample, self._keys = part, keys[take]
-            return
-        try:
-            merged = pa.concat_tables([self._sample, part], promote_options="permissive")
-        except pa.ArrowInvalid:
-            return  # a chunk with an incompatible schema: keep the sample we have
-        all_keys = np.concatenate((self._keys, keys[take]))
-        keep = np.argsort(all_keys)[: self.sample_rows]
-        self._sample, self._keys = merged.take(pa.array(keep)), all_keys[keep]
-
     def _note_schema(self, schema) -> None:
         self._schema.update(dict.fromkeys(schema.names))
         for name in self.wanted(schema):
@@ -192,8 +187,9 @@ class ProfileBuilder:
             self._pool.shutdown()
             self._pool = None
         return DataProfile(columns=self._sketches, types=self._types, rows=self._rows, time_column=self.time_column,
-                           time_min=_as_utc(self._tmin), time_max=_as_utc(self._tmax), sample=self._sample, label=label,
-                           schema=tuple(self._schema))
+                           time_min=_as_utc(self._tmin), time_max=_as_utc(self._tmax), label=label,
+                           schema=tuple(self._schema), sample=self._sample.table if self._sample is not None else None,
+                           row_sample=self._sample)
 
 
 def _as_utc(value):
@@ -243,11 +239,15 @@ def window_key(times, every: str):
 
 
 def profile_windows(batches, *, every: str, time_column: str, **kwargs) -> list[DataProfile]:
-    """One profile per daily/weekly window of ``time_column``, oldest first, built chunk by chunk."""
+    """One profile per daily/weekly window of ``time_column``, oldest first, built chunk by chunk.
+    Each row keeps its row number in ``batches``, so the windows' samples merge into the
+    sample of the whole data."""
+    import numpy as np
     import pyarrow.compute as pc
 
     builders: dict[Any, ProfileBuilder] = {}
     kwargs = {**kwargs, "workers": 1}  # one builder per window: no thread pool each
+    offset = kwargs.pop("row_offset", 0)
     for batch in batches:
         if time_column not in batch.schema.names:
             raise DataError(f"time column '{time_column}' is not in the current window "
@@ -256,14 +256,15 @@ def profile_windows(batches, *, every: str, time_column: str, **kwargs) -> list[
         for key in pc.unique(keys).to_pylist():
             if key is None:
                 continue
-            part = batch.filter(pc.equal(keys, key))
-            builders.setdefault(key, ProfileBuilder(time_column=time_column, **kwargs)).add(part)
+            mask = pc.fill_null(pc.equal(keys, key), False)
+            rows = offset + np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+            builders.setdefault(key, ProfileBuilder(time_column=time_column, **kwargs)).add(batch.filter(mask), rows)
+        offset += batch.num_rows
     out = []
     for key in sorted(builders):
         start = _as_utc(key)
         out.append(builders[key].finish(label=f"{start:%Y-%m-%d}" + (" (week)" if every == "weekly" else "")))
     return out
-
 
 
 def _empty_like(sketch):
@@ -273,7 +274,9 @@ def _empty_like(sketch):
 
 
 def merge_profiles(profiles: list[DataProfile]) -> DataProfile:
-    """One profile of several windows (new sketches; the windows stay as they are)."""
+    """One profile of several windows or partitions (new sketches; the windows stay as they
+    are). Their row samples merge into the sample of all their rows when every profile with
+    rows carries its :class:`~.samples.RowSample`; otherwise the merged profile has none."""
     out = DataProfile(columns={}, types={}, time_column=profiles[0].time_column if profiles else None)
     for p in profiles:
         for name, sk in p.columns.items():
@@ -286,4 +289,10 @@ def merge_profiles(profiles: list[DataProfile]) -> DataProfile:
         if p.time_min is not None:
             out.time_min = p.time_min if out.time_min is None else min(out.time_min, p.time_min)
             out.time_max = p.time_max if out.time_max is None else max(out.time_max, p.time_max)
+    samples = [p.row_sample for p in profiles if p.row_sample is not None]
+    if samples and all(p.row_sample is not None for p in profiles if p.rows):
+        merged = samples[0]
+        for sample in samples[1:]:
+            merged = merged.merged(sample)
+        out.row_sample, out.sample = merged, merged.table
     return out

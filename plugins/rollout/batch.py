@@ -159,35 +159,10 @@ class BatchRollout(Rollout):
             f"snapshot {snapshot.id}"
 
     def _progress(self, context, total: int | None):
-        return Progress(context.log, total) if self.progress else None
+        """Rows scored: a log line per million rows, a bar on a terminal (see tether.plugins.progress)."""
+        from tether.plugins.progress import Progress
 
-
-class Progress:
-    """Rows scored so far: a progress bar on a terminal (stderr), else a log line per
-    million rows."""
-
-    def __init__(self, log, total: int | None) -> None:
-        import sys
-
-        self.log, self.total, self.logged, self.bar = log, total, 0, None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import Progress as Bar
-
-            self.bar = Bar(console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task("scoring", total=total)
-            self.bar.start()
-
-    def __call__(self, rows: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, completed=rows)
-        elif rows - self.logged >= 1_000_000:
-            self.logged = rows
-            self.log.info("batch scoring", rows=rows, total=self.total)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        return Progress("score", total, unit="rows", every=1_000_000) if self.progress else None
 
 
 def _chain(first, rest: Iterator) -> Iterator:
@@ -212,7 +187,8 @@ def write_predictions(batches: Iterator, bundle, kept: list[str], version_id: st
                       progress=None, summary: PredictionSummary | None = None) -> dict[str, Any]:
     """Score every batch and append it to ``target`` (written under a temporary name and
     renamed at the end, so a failure leaves no partial file). Returns row counts and the
-    prediction summary (accumulated in ``summary`` when given)."""
+    prediction summary (accumulated in ``summary`` when given); ``progress`` (a
+    ``tether.plugins.progress.Progress``) is stepped by the rows of each batch."""
     import tempfile
 
     import pyarrow.parquet as pq
@@ -231,7 +207,7 @@ def write_predictions(batches: Iterator, bundle, kept: list[str], version_id: st
             rows += batch.num_rows
             summary.add(table.column("prediction"))
             if progress is not None:
-                progress(rows)
+                progress.step(batch.num_rows)
         if writer is None:
             raise DataError("there are no rows to score")
         writer.close()

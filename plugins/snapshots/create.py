@@ -1,9 +1,12 @@
 """Taking a snapshot: stream the data into temporary Parquet parts while a worker thread
 fingerprints and summarizes it, commit the parts as content-addressed objects, and only
-then write the record, so a snapshot is visible whole or not at all."""
+then write the record, so a snapshot is visible whole or not at all. On a chain's engine
+whose workers can write to the storage, the workers encode the parts (one per input
+partition) and this process only fingerprints and summarizes them, in row order."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +36,8 @@ def snapshot_id(fingerprint: str) -> str:
 
 class _Capture:
     """One streaming pass: each piece is written by the caller's thread while a worker
-    thread hashes and summarizes the previous one (at most one piece is in flight)."""
+    thread hashes and summarizes the previous one (at most one piece is in flight). Parts an
+    engine's workers wrote (:meth:`add_written`) are only hashed and summarized here."""
 
     def __init__(self, storage, what: str, time_column: str | None, key: tuple[str, ...]) -> None:
         self.storage, self.what, self.time_column, self.key = storage, what, time_column, key
@@ -43,14 +47,38 @@ class _Capture:
         self.stats: list[ColumnStats] = []
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="tether-fingerprint")
         self._pending = None
+        self.reserved: list[Path] = []  # temp files handed to an engine's workers
+        self.written: list[tuple[Path, int]] = []  # the parts they wrote, in row order
 
     def _start(self, piece) -> None:
-        self.schema = storable_schema(piece.schema)
+        self.start(piece.schema)
+        self.writer = PartWriter(self.storage, self.schema)
+
+    def start(self, schema):
+        """Check the columns and set up the fingerprint; return the schema the data is stored in."""
+        self.schema = storable_schema(schema)
         check_names(self.schema.names, self.what)
         check_columns(self.schema, self.time_column, self.key, self.what)
-        self.writer = PartWriter(self.storage, self.schema)
         self.fingerprint = Fingerprinter(self.schema)
         self.stats = [ColumnStats(f) for f in self.schema]
+        return self.schema
+
+    def reserve(self, index: int) -> str:
+        """A fresh temp file in storage for a worker to write partition ``index`` into (gc
+        leaves it alone while this process lives); an absolute path, for the workers."""
+        path = Path(self.storage.temp_path(".parquet")).resolve()
+        self.reserved.append(path)
+        return str(path)
+
+    def add_written(self, table, path: str, rows: int) -> None:
+        """A partition a worker stored at ``path``: hash and summarize ``table`` (its rows)."""
+        if rows == 0:
+            Path(path).unlink(missing_ok=True)
+            return
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self.pool.submit(_digest_piece, self.fingerprint, self.stats, table)
+        self.written.append((Path(path), rows))
 
     def _conform(self, piece):
         import pyarrow as pa
@@ -83,12 +111,19 @@ class _Capture:
         if self.schema is None or self.fingerprint is None or self.fingerprint.num_rows == 0:
             columns = f" (columns: {', '.join(self.schema.names)})" if self.schema else ""
             raise DataError(f"{self.what} has no rows{columns}")
-        return self.writer.finish()
+        return self.writer.finish() if self.writer is not None else list(self.written)
+
+    def discard(self) -> None:
+        """Remove every temp part, written here or by workers (nothing was committed)."""
+        if self.writer is not None:
+            self.writer.discard()
+        for path in self.reserved:
+            path.unlink(missing_ok=True)
 
     def close(self, committed: bool) -> None:
         self.pool.shutdown(wait=True)
-        if not committed and self.writer is not None:
-            self.writer.discard()
+        if not committed:
+            self.discard()
 
 
 def _digest_piece(fingerprint: Fingerprinter, stats: list[ColumnStats], piece) -> None:
@@ -102,8 +137,10 @@ def take_snapshot(data, *, name: str, source: str, workspace: Workspace, time_co
                   log=None) -> DatasetSnapshot:
     """Stream ``data`` into storage, fingerprint it and write its record; return the record.
 
-    ``data`` is anything :func:`~tether.plugins.snapshots.conform.iter_input` accepts. If a
-    snapshot with the same fingerprint exists, nothing is stored and that snapshot is
+    ``data`` is anything :func:`~tether.plugins.snapshots.conform.iter_input` accepts; a
+    ``PartitionedBatches`` on an engine that runs ``write_parts`` (the ``parquet`` source in a
+    chain run on Dask) has its parts written by the workers when they can write to the
+    storage. If a snapshot with the same fingerprint exists, nothing is stored and that snapshot is
     returned. The record is written to the metadata store last, after every object is
     committed (see ``docs/snapshots.md``).
     """
@@ -119,13 +156,20 @@ def take_snapshot(data, *, name: str, source: str, workspace: Workspace, time_co
     capture = _Capture(storage, what, time_column, key)
     committed = False
     try:
-        for piece in iter_pieces(iter_input(data, what=what, context=context)):
-            capture.add(piece)
+        engine = _parts_engine(data, storage, context, log)
+        if engine is not None:
+            with contextlib.closing(engine.write_parts(data.path, schema=capture.start,
+                                                       part_path=capture.reserve)) as written:
+                for table, path, rows in written:
+                    capture.add_written(table, path, rows)
+        else:
+            for piece in iter_pieces(iter_input(data, what=what, context=context)):
+                capture.add(piece)
         parts = capture.finish()
         digest = "xxh3_128:" + capture.fingerprint.hexdigest()
         existing = store.get(snapshot_id(digest), kind="snapshot")
         if existing is not None:
-            capture.writer.discard()
+            capture.discard()
             committed = True
             if existing.name != name:
                 log.warning("identical data already stored", snapshot=existing.id, name=existing.name,
@@ -145,6 +189,27 @@ def take_snapshot(data, *, name: str, source: str, workspace: Workspace, time_co
         raise _out_of_memory(what, exc) from None
     finally:
         capture.close(committed)
+
+
+def _parts_engine(data, storage, context, log):
+    """The engine whose workers write the snapshot's parts, or ``None`` (this process writes
+    them): ``data`` is a Parquet source on a chain's engine that runs ``write_parts``, and
+    the storage is a local file-system one the workers write to (its temp files); a storage
+    they cannot write is declined with a ``stage runs locally`` line."""
+    from tether.plugins.engines.partitions import PartitionedBatches
+    from tether.plugins.local_storage.storage import LocalStorage
+
+    engine = data.engine if isinstance(data, PartitionedBatches) else None
+    if engine is None or not engine.supports("write_parts"):
+        return None  # the engine (if any) reads; this process writes, as it always did
+    if not isinstance(storage, LocalStorage):
+        stage = getattr(getattr(context, "stage", None), "id", None)
+        log.warning("stage runs locally", stage=stage, engine=engine.name,
+                    reason=f"the {engine.name} engine does not run 'write_parts' on storage {storage.describe()} "
+                           "(its workers write only to a local file-system storage): this process writes the "
+                           "snapshot's objects, the engine reads the partitions")
+        return None
+    return engine
 
 
 def _out_of_memory(what: str, exc: MemoryError) -> DataError:

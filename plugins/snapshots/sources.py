@@ -5,7 +5,7 @@ record batches) and ``sql`` (a query against SQLite or PostgreSQL)."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,8 +60,9 @@ class ParquetSource(_DatasetParams, Source):
     """A Parquet file or a folder of them (hive partitions allowed), streamed in batches."""
 
     name: ClassVar[str] = "parquet"
-    #: a chain's engine reads the folder's partitions (see docs/scaling.md)
-    engine_operations: ClassVar[tuple[str, ...]] = ("read",)
+    #: a chain's engine reads the folder's partitions and, when its workers can write to the
+    #: workspace's storage, encodes them as the snapshot's objects (see docs/scaling.md)
+    engine_operations: ClassVar[tuple[str, ...]] = ("read", "write_parts")
     path: str
     batch_rows: int = 128 * 1024
 
@@ -70,14 +71,17 @@ class ParquetSource(_DatasetParams, Source):
         if not path.exists():
             raise DataError(f"source '{path}' not found")
 
-    def read(self, *, context) -> Iterator[pa.RecordBatch]:
+    def read(self, *, context) -> Iterable[pa.RecordBatch]:
+        """The rows as record batches; on a chain's engine, a ``PartitionedBatches`` that
+        ``take_snapshot`` hands to the engine's ``write_parts`` when it can."""
+        from tether.plugins.engines.partitions import PartitionedBatches
         from tether.plugins.tables import read_parquet_batches
 
         path = context.resolve_path(self.path)
         engine_for = getattr(context, "engine_for", None)  # None outside a run
         engine = engine_for("read") if engine_for is not None else None
         if engine is not None:
-            return engine.record_batches(path, batch_rows=self.batch_rows)
+            return PartitionedBatches(path=path, engine=engine, batch_rows=self.batch_rows)
         return read_parquet_batches(path, batch_rows=self.batch_rows)
 
     def describe(self) -> str:
