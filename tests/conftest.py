@@ -22,6 +22,26 @@ def host():
     return PluginHost(entry_points=False)
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """A Dask ``LocalCluster`` of 2 worker processes (1 thread each), one per test module."""
+    pytest.importorskip("distributed")
+    from engines_helpers import start_cluster
+
+    cluster = start_cluster()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(params=["local", "dask"])
+def engine(request, host):
+    """Each execution engine in turn: ``local``, then ``dask`` on the module's cluster."""
+    params = {"address": request.getfixturevalue("cluster").scheduler_address} if request.param == "dask" else {}
+    engine = host.backends.create("engine", request.param, params)
+    yield engine
+    engine.close()
+
+
 @pytest.fixture
 def workspace(tmp_path, host):
     from tether.workspace import Workspace

@@ -12,7 +12,6 @@ import pytest
 from engines_helpers import (
     kill_on_partition,
     read_folder,
-    start_cluster,
     write_entities_and_features,
     write_partitioned,
 )
@@ -21,23 +20,8 @@ pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    cluster = start_cluster()
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     return write_partitioned(tmp_path_factory.mktemp("engines") / "events")
-
-
-@pytest.fixture(params=["local", "dask"])
-def engine(request, host):
-    params = {"address": request.getfixturevalue("cluster").scheduler_address} if request.param == "dask" else {}
-    engine = host.backends.create("engine", request.param, params)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

@@ -11,26 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from engines_helpers import read_folder, start_cluster
+from engines_helpers import read_folder
 
 pytest.importorskip("distributed")
 
 TOL, COARSE = 1e-4, 4  # a tiny grid: many values near a cell edge, looked up in the neighbouring cell
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = start_cluster()
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture(params=["local", "dask"])
-def engine(request, host):
-    params = {"address": request.getfixturevalue("cluster").scheduler_address} if request.param == "dask" else {}
-    engine = host.backends.create("engine", request.param, params)
-    yield engine
-    engine.close()
 
 
 def edge_value(k: int, *, tolerance: float, atol: float, coarse: int) -> float:

@@ -10,16 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from engines_helpers import read_folder, start_cluster, write_partitioned
+from engines_helpers import read_folder, write_partitioned
 
 pytest.importorskip("distributed")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = start_cluster()
-    yield cluster
-    cluster.close()
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from engines_helpers import kill_on_partition, start_cluster
+from engines_helpers import kill_on_partition
 
 pytest.importorskip("distributed")
 
 #: non-empty input files (the folder also holds one file without rows)
 FILES = 4
 ROWS = 500
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = start_cluster()
-    yield cluster
-    cluster.close()
 
 
 @pytest.fixture(scope="module")
