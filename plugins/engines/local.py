@@ -159,6 +159,6 @@ def staging_folder(output) -> tuple[Path, Path]:
     """A fresh temporary folder beside ``output`` (renamed to it when every part is written)."""
     output = Path(output)
     if output.exists():
-        raise DataError(f"output folder '{output}' already exists; scoring writes a new folder")
+        raise DataError(f"output folder '{output}' already exists; name a new folder (nothing is overwritten)")
     output.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent)), output

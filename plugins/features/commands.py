@@ -1,5 +1,6 @@
-"""``tether features apply|ls|show|skew``: the feature catalogue in the metadata store, the
-model versions using each feature, and the training-serving skew check."""
+"""``tether features apply|ls|show|skew|join``: the feature catalogue in the metadata store, the
+model versions using each feature, the training-serving skew check, and the point-in-time
+join of two Parquet datasets on an engine."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import sys
 from pathlib import Path
 
 import click
-from tether.commands import emit, host_of, json_option, open_workspace, workspace_option
+from tether.commands import (
+    create_engine,
+    emit,
+    engine_options,
+    host_of,
+    json_option,
+    open_workspace,
+    parse_engine_params,
+    print_table,
+    workspace_option,
+)
 
 
 @click.group()
@@ -159,6 +170,131 @@ def _print_skew(report) -> None:
         click.echo(f"  {e['feature']}: entity {e['entity']} at {e['at']}: offline {e['offline']!r}, "
                    f"online {e['online']!r}")
     click.echo("passed" if report.passed else f"FAILED (tolerance {report.tolerance})")
+
+
+@features.command("join")
+@click.argument("entities")
+@click.argument("features_path", metavar="FEATURES")
+@click.option("--output", required=True, metavar="FOLDER",
+              help="New folder for the joined Parquet parts (must not exist).")
+@click.option("--entity", "entity", multiple=True, required=True, metavar="COL",
+              help="Entity key column, named the same in both tables (repeatable for a composite key).")
+@click.option("--prediction-time", required=True, metavar="COL", help="The entity table's prediction timestamp column.")
+@click.option("--feature-time", default="feature_timestamp", show_default=True, metavar="COL",
+              help="The feature table's timestamp column.")
+@click.option("--lag", metavar="DURATION",
+              help="Availability lag: a feature row is known this long after its timestamp (1d, 6h).")
+@click.option("--ttl", metavar="DURATION",
+              help="Time-to-live: a value older than this at prediction time counts as missing (30d).")
+@click.option("--column", "columns", multiple=True, metavar="NAME",
+              help="A feature column to attach (repeatable; default: all but keys and timestamps).")
+@click.option("--available-at", metavar="COL",
+              help="Feature table column of the instant each row actually became known.")
+@click.option("--duplicates", type=click.Choice(["error", "last"]), default="error", show_default=True,
+              help="Rows sharing entity and feature timestamp: an error, or keep the last in input order.")
+@engine_options
+@json_option
+@click.pass_context
+def features_join(ctx, entities, features_path, output, entity, prediction_time, feature_time, lag, ttl, columns,
+                  available_at, duplicates, engine, engine_params, json_output):
+    """Point-in-time join ENTITIES with FEATURES (Parquet files or folders) into the folder --output.
+
+    Each entity row gets the latest feature values available at its prediction time (see
+    docs/features.md). Runs on the local engine unless --engine is given; the output is the
+    engine's Parquet parts, each holding whole entities sorted by the entity table's row
+    number (column __tether_entity_row).
+    """
+    from tether.errors import ConfigError
+
+    params = parse_engine_params(engine_params)
+    if params and not engine:
+        raise ConfigError("--engine-param: give --engine too (the engine the parameters are for)")
+    join = _join_settings(entity, prediction_time, feature_time, lag, ttl, columns, available_at, duplicates)
+    if Path(output).exists():
+        raise ConfigError(f"--output: '{output}' already exists; the join writes a new folder")
+    _check_join_inputs(entities, features_path, join)
+    name = engine or "local"
+    runner = create_engine(ctx, name, params)
+    if not runner.supports("point_in_time_join"):
+        raise ConfigError(f"--engine: the engine '{name}' does not run point_in_time_join")
+    result = runner.point_in_time_join(entities, features_path, output=output, **join)
+    summary = {"output": str(output), "rows": result["rows"], "parts": result["parts"], "engine": name}
+    emit(ctx, summary, lambda: print_table(["output", "rows joined", "parts", "engine"],
+                                           [[summary["output"], f"{summary['rows']:,}", len(summary["parts"]), name]]))
+
+
+def _join_settings(entity, prediction_time, feature_time, lag, ttl, columns, available_at,
+                   duplicates) -> dict:
+    """The options as ``point_in_time_join`` keywords, names and durations checked."""
+    from tether.errors import ConfigError
+
+    from .pit import to_timedelta
+
+    names = [("--entity", e) for e in entity] + [("--prediction-time", prediction_time),
+                                                  ("--feature-time", feature_time)]
+    names += [("--column", c) for c in columns] + ([("--available-at", available_at)] if available_at is not None
+                                                   else [])
+    for option, value in names:
+        if not value.strip():
+            raise ConfigError(f"{option}: the column name is empty")
+    for option, value in (("--lag", lag), ("--ttl", ttl)):
+        if value is not None and to_timedelta(value, what=option) is None:
+            raise ConfigError(f"{option}: the duration is empty; give one such as '1d', '6h' or '90min'")
+    if len(set(entity)) != len(entity):
+        raise ConfigError(f"--entity: a key column is given twice ({', '.join(entity)})")
+    return {"entity": entity[0] if len(entity) == 1 else list(entity), "prediction_time": prediction_time,
+            "feature_time": feature_time, "lag": lag, "ttl": ttl, "columns": list(columns) if columns else None,
+            "available_at": available_at, "duplicates": duplicates}
+
+
+def _check_join_inputs(entities: str, features_path: str, join: dict) -> None:
+    """Both inputs are Parquet files or folders with the columns the join names, and the
+    feature columns do not clash with the entity table's."""
+    from tether.errors import DataError
+
+    keys = [join["entity"]] if isinstance(join["entity"], str) else join["entity"]
+    left = _parquet_columns("ENTITIES", entities)
+    _require_columns("ENTITIES", entities, left, [("--entity", k) for k in keys]
+                     + [("--prediction-time", join["prediction_time"])])
+    right = _parquet_columns("FEATURES", features_path)
+    wanted = [("--entity", k) for k in keys] + [("--feature-time", join["feature_time"])]
+    wanted += [("--column", c) for c in join["columns"] or ()]
+    wanted += [("--available-at", join["available_at"])] if join["available_at"] else []
+    _require_columns("FEATURES", features_path, right, wanted)
+    skip = {*keys, join["feature_time"], join["available_at"]}
+    attached = join["columns"] or [c for c in right if c not in skip]
+    if not attached:
+        raise DataError(f"FEATURES '{features_path}' has no feature columns besides keys and timestamps")
+    clash = [c for c in attached if c in left]
+    if clash:
+        raise DataError(f"FEATURES '{features_path}' column '{clash[0]}' is also in ENTITIES '{entities}'; "
+                        "rename it, or pick the feature columns with --column")
+
+
+def _parquet_columns(what: str, path: str) -> list[str]:
+    """The columns of the Parquet file or folder ``path`` (hive partition columns included)."""
+    from tether.errors import DataError
+    from tether.plugins.engines.partitions import is_parquet, plan
+    from tether.plugins.tables import CSV_SUFFIXES
+
+    source = Path(path)
+    if not source.exists():
+        raise DataError(f"{what} '{path}' not found")
+    if source.is_file() and source.suffix.lower() in CSV_SUFFIXES:
+        raise DataError(f"{what} '{path}' is a CSV file; the join reads Parquet files or folders: convert it to "
+                        "Parquet first (e.g. pandas.read_csv(...).to_parquet(...))")
+    if not is_parquet(source):
+        raise DataError(f"{what} '{path}' is not a Parquet file (.parquet, .pq) or a folder of Parquet files")
+    return plan(source).names
+
+
+def _require_columns(what: str, path: str, have: list[str], wanted: list[tuple[str, str]]) -> None:
+    """Raise a DataError naming the option, the input and the first column it lacks."""
+    from tether.errors import DataError
+
+    for option, column in wanted:
+        if column not in have:
+            raise DataError(f"{option}: {what} '{path}' has no column '{column}' (columns: {', '.join(have)})")
 
 
 def register(cli: click.Group) -> None:
