@@ -39,7 +39,6 @@ from .tasks import (
     join_partition,
     leaking_rows,
     merge_profiles,
-    num_rows,
     profile_partition,
     read_partition,
     score_partition,
@@ -147,8 +146,7 @@ class DaskEngine(Engine):
         with mapped_errors("profile"):
             offsets = [0] * len(layout.partitions)
             if ProfileBuilder(**builder).sample_rows:  # the row sample is keyed by global row numbers
-                sizes = client.gather(client.map(num_rows, layout.partitions, pure=False))
-                offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+                offsets = self.row_offsets(layout.partitions)
             token = os.urandom(4).hex()
             futures = [client.submit(profile_partition, part, layout.schema, builder, offset,
                                      key=f"tether-profile-{part.index:05d}-{token}")
@@ -174,8 +172,7 @@ class DaskEngine(Engine):
         objects = whole_frame_objects(layout)
         client = self.client()
         with mapped_errors("exact_duplicates"):
-            sizes = client.gather(client.map(num_rows, layout.partitions, pure=False))
-            offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+            offsets = self.row_offsets(layout.partitions)
             parts = [delayed(hash_partition)(part, layout.schema, split_column, tuple(ignore_columns), offset, objects)
                      for part, offset in zip(layout.partitions, offsets)]
             rows = dd.from_delayed(parts, meta=hash_meta(), verify_meta=False)
@@ -232,8 +229,7 @@ class DaskEngine(Engine):
         staging, output = staging_folder(output)
         try:
             with mapped_errors("point_in_time_join"):
-                sizes = client.gather(client.map(num_rows, left.partitions, pure=False))
-                offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+                offsets = self.row_offsets(left.partitions)
                 left_meta = left.schema.empty_table().to_pandas().assign(**{ENTITY_ROW: np.int64(0)}).iloc[:0]
                 ents = dd.from_delayed([delayed(entity_partition)(p, left.schema, o)
                                         for p, o in zip(left.partitions, offsets)], meta=left_meta, verify_meta=False)
@@ -251,6 +247,13 @@ class DaskEngine(Engine):
         return {"rows": sum(counts), "parts": [str(output / part_name(i)) for i, c in enumerate(counts) if c]}
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def row_offsets(self, partitions) -> list[int]:
+        """The number of each partition's first row in the dataset (footers read on the workers)."""
+        from tether.plugins.engines.partitions import offsets_of, partition_rows
+
+        client = self.client()
+        return offsets_of(client.gather(client.map(partition_rows, list(partitions), pure=False)))
 
     def _ordered(self, operation: str, func: Callable, items: Iterable, *args: Any) -> Iterator[Any]:
         """``func(item, *args)`` for each item, run on workers, yielded in order, with at most

@@ -33,7 +33,7 @@ def entity_overlap(engine, path, *, split_column: str, entity_column: str, sampl
     roles = {"split_column": split_column, "entity_column": entity_column}
     client = engine.client()
     with mapped_errors("entity_overlap"):
-        offsets = lw.offsets_of(client.gather(client.map(lw.partition_rows, parts, pure=False)))
+        offsets = engine.row_offsets(parts)
         meta = lw.entity_pairs_meta(schema, **roles)
         pairs = dd.from_delayed([delayed(lw.entity_pairs)(p, schema, offset=o, **roles)
                                  for p, o in zip(parts, offsets)], meta=meta, verify_meta=False)
@@ -75,7 +75,7 @@ def near_duplicates(engine, path, *, split_column: str, ignore_columns: tuple[st
     compared = compared_columns(schema, split_column, tuple(ignore_columns))
     client = engine.client()
     with mapped_errors("near_duplicates"):
-        offsets = lw.offsets_of(client.gather(client.map(lw.partition_rows, parts, pure=False)))
+        offsets = engine.row_offsets(parts)
         each = {"split_column": split_column, "compared": compared, "options": options}
         rows = dd.from_delayed([delayed(lw.near_partition)(p, schema, offset=o, **each)
                                 for p, o in zip(parts, offsets)],

@@ -14,13 +14,6 @@ def read_partition(part: Partition, schema) -> Any:
     return read_table(part, schema)
 
 
-def num_rows(part: Partition) -> int:
-    """The rows of one partition, from its Parquet footer."""
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(part.path).metadata.num_rows
-
-
 def hash_partition(part: Partition, schema, split_column: str, ignore_columns: tuple[str, ...], offset: int,
                    object_columns: tuple[str, ...]):
     return work.hash_partition(part, schema, split_column=split_column, ignore_columns=ignore_columns,

@@ -38,20 +38,6 @@ _LIVE_BITS = 0b1110
 _MISSING_TEXT = 0x6A09E667F3BCC908  # the hash of a missing value in an exactly compared column
 
 
-def partition_rows(part: Partition) -> int:
-    """The rows of one partition, from its Parquet footer."""
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(part.path).metadata.num_rows
-
-
-def offsets_of(sizes: list[int]) -> list[int]:
-    """The number of each partition's first row in the dataset, from the partitions' sizes."""
-    import itertools
-
-    return [0, *itertools.accumulate(sizes)][:len(sizes)]
-
-
 def require_columns(schema: pa.Schema, roles: dict[str, str]) -> None:
     """A ``DataError`` naming the first of ``roles`` (``{"entity column": name}``) the data lacks."""
     from tether.plugins.rows import missing_column

@@ -14,7 +14,7 @@ import attrs
 from tether.backends import Engine
 from tether.errors import DataError
 
-from .partitions import plan
+from .partitions import offsets_of, partition_rows, plan
 from .work import duplicate_groups, hash_partition, score_partition
 
 OPERATIONS = frozenset({"read", "profile", "exact_duplicates", "entity_overlap", "near_duplicates", "score",
@@ -61,7 +61,7 @@ class LocalEngine(Engine):
         layout = plan(path)
         lw.require_columns(layout.schema, {"split column": split_column, "entity column": entity_column})
         parts, roles = layout.partitions, {"split_column": split_column, "entity_column": entity_column}
-        offsets = lw.offsets_of([lw.partition_rows(p) for p in parts])
+        offsets = offsets_of([partition_rows(p) for p in parts])
         pairs = pd.concat([lw.entity_pairs_meta(layout.schema, **roles),
                            *(lw.entity_pairs(p, layout.schema, offset=o, **roles) for p, o in zip(parts, offsets))],
                           ignore_index=True)
@@ -90,8 +90,8 @@ class LocalEngine(Engine):
         NearDuplicates(**options)  # the options' own validation
         layout = plan(path)
         compared = compared_columns(layout.schema, split_column, ignore_columns)
-        parts, sizes = layout.partitions, [lw.partition_rows(p) for p in layout.partitions]
-        offsets = lw.offsets_of(sizes)
+        parts, sizes = layout.partitions, [partition_rows(p) for p in layout.partitions]
+        offsets = offsets_of(sizes)
         each = {"split_column": split_column, "compared": compared, "options": options}
         # pass 1: the grid keys only; the rows under a key shared by several splits are the candidates
         keys = [lw.near_partition(p, layout.schema, offset=o, values=False, **each) for p, o in zip(parts, offsets)]

@@ -52,6 +52,20 @@ def plan(path: str | Path) -> Plan:
     return Plan(schema=dataset.schema, partitions=tuple(parts))
 
 
+def partition_rows(part: Partition) -> int:
+    """The rows of one partition, from its Parquet footer."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(part.path).metadata.num_rows
+
+
+def offsets_of(sizes: list[int]) -> list[int]:
+    """The number of each partition's first row in the dataset, from the partitions' sizes."""
+    import itertools
+
+    return [0, *itertools.accumulate(sizes)][:len(sizes)]
+
+
 def read_batches(part: Partition, schema: pa.Schema, *, batch_rows: int = 128 * 1024,
                  columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of one partition in the dataset's ``schema`` (or its ``columns``)."""
