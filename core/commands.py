@@ -41,7 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
 workspace_option = click.option("--workspace", "-w", default=".tether", show_default=True,
                                  help="Workspace folder (storage + metadata store).")
 
-#: ``--json``: machine-readable output; the command receives ``json_output``.
 def _quiet_for_json(ctx, param, value: bool) -> bool:
     """``--json`` given: no live display on stderr while the command runs."""
     if value:
@@ -52,7 +51,8 @@ def _quiet_for_json(ctx, param, value: bool) -> bool:
     return value
 
 
-#: ``--json``: machine-readable output on stdout, and no live display (progress bar) on stderr
+#: ``--json``: machine-readable output on stdout (the command receives ``json_output``), and
+#: no live display (progress bar) on stderr
 json_option = click.option("--json", "json_output", is_flag=True, callback=_quiet_for_json,
                            help="Print machine-readable JSON.")
 
