@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 from tether import tracing
 from tether.errors import ConfigError, DataError
-from tether.manager import PluginHost
 from tether.plugins.traces import configs, start_tracing
 from tether.workspace import Workspace
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "rag"
-
-
-@pytest.fixture
-def host():
-    return PluginHost(entry_points=False)
 
 
 @pytest.fixture(autouse=True)

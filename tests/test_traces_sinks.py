@@ -14,18 +14,12 @@ from conftest import require_server
 from tether import hookimpl, tracing
 from tether.backends import Redactor, TraceSink
 from tether.errors import ConfigError
-from tether.manager import PluginHost
 from tether.plugins.traces import configs, start_tracing
 from tether.plugins.traces.read import find_trace
 from tether.workspace import Workspace
 from traces_helpers import OtlpReceiver
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def host():
-    return PluginHost(entry_points=False)
 
 
 @pytest.fixture(autouse=True)
