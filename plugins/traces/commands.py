@@ -12,6 +12,12 @@ path_option = click.option("--path", "path", type=click.Path(),
                            help="Read JSONL trace files (a file or folder) instead of the workspace store.")
 
 
+#: ``--name``: only requests whose root span has this name (the command receives ``request``)
+request_option = click.option("--name", "request", help="Only requests whose root span has this name.")
+#: ``--limit``: at most this many traces, the newest (no limit by default)
+newest_option = click.option("--limit", type=click.IntRange(min=1), help="At most this many traces (newest).")
+
+
 def _store(ctx, workspace: str, path: str | None):
     return None if path else open_workspace(ctx, workspace).store
 
@@ -36,7 +42,7 @@ def traces():
 
 
 @traces.command("ls")
-@click.option("--name", "request", help="Only requests whose root span has this name.")
+@request_option
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many.")
 @path_option
 @workspace_option
@@ -118,8 +124,8 @@ def show(ctx, trace, path, workspace, json_output):
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "otlp-json"]), default="jsonl", show_default=True,
               help="jsonl: one span per line; otlp-json: one OTLP/JSON ExportTraceServiceRequest (extra rag).")
 @click.option("--out", "-o", "out", type=click.Path(dir_okay=False), required=True, help="File to write.")
-@click.option("--name", "request", help="Only requests whose root span has this name.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many traces (newest).")
+@request_option
+@newest_option
 @path_option
 @workspace_option
 @json_option
@@ -140,8 +146,8 @@ def export(ctx, fmt, out, request, limit, path, workspace, json_output):
               help="Parquet (.parquet) or CSV (.csv) file to write.")
 @click.option("--json-schema", "json_schema", type=click.Path(dir_okay=False),
               help="JSON Schema the final output must match (the invalid_format column).")
-@click.option("--name", "request", help="Only requests whose root span has this name.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many traces (newest).")
+@request_option
+@newest_option
 @path_option
 @workspace_option
 @json_option
