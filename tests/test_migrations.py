@@ -98,17 +98,23 @@ def _open_and_read(workspace: str, barrier, results) -> None:
     store.close()
 
 
-def test_eight_processes_opening_a_release_store_at_once_upgrade_it_once(old_workspace):
+def _in_eight_processes(target, arg) -> list:
+    """What ``target(arg, barrier, results)`` puts on ``results`` in each of eight processes
+    started together (every process must exit 0)."""
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(8), ctx.Queue()
-    procs = [ctx.Process(target=_open_and_read, args=(str(old_workspace), barrier, results)) for _ in range(8)]
+    procs = [ctx.Process(target=target, args=(arg, barrier, results)) for _ in range(8)]
     for proc in procs:
         proc.start()
     seen = [results.get(timeout=120) for _ in procs]
     for proc in procs:
         proc.join(timeout=60)
     assert [proc.exitcode for proc in procs] == [0] * 8
-    assert seen == [["experimental", "experimental"]] * 8
+    return seen
+
+
+def test_eight_processes_opening_a_release_store_at_once_upgrade_it_once(old_workspace):
+    assert _in_eight_processes(_open_and_read, str(old_workspace)) == [["experimental", "experimental"]] * 8
     assert [row[:2] for row in _applied(old_workspace / "tether.db")] == STORE_VERSIONS
 
 
@@ -243,16 +249,7 @@ def test_a_release_postgres_schema_opened_by_eight_processes_is_upgraded_once(ho
 
     with fresh_schema() as schema:
         _release_pg_schema(schema)
-        ctx = multiprocessing.get_context("spawn")
-        barrier, results = ctx.Barrier(8), ctx.Queue()
-        procs = [ctx.Process(target=_pg_open_and_read, args=(schema, barrier, results)) for _ in range(8)]
-        for proc in procs:
-            proc.start()
-        seen = [results.get(timeout=120) for _ in procs]
-        for proc in procs:
-            proc.join(timeout=60)
-        assert [proc.exitcode for proc in procs] == [0] * 8
-        assert seen == [["experimental", "experimental"]] * 8
+        assert _in_eight_processes(_pg_open_and_read, schema) == [["experimental", "experimental"]] * 8
         with psycopg.connect(PG_DSN) as conn:
             applied = conn.execute(f"SELECT component, version FROM {schema}.schema_migrations "
                                    "WHERE component = 'store' ORDER BY version").fetchall()
